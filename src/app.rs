@@ -1,0 +1,24 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::crypto::MasterKey;
+use crate::signing::KeyRing;
+use crate::store::Store;
+
+/// Everything a request may need, built once at start-up.
+pub struct App {
+    /// Scheme, host and port clients use, without a trailing slash.
+    pub public_url: String,
+    pub store: Store,
+    pub master_key: Arc<MasterKey>,
+    pub keys: KeyRing,
+    pub metrics: PrometheusHandle,
+    /// Seconds a JWKS response may be cached: shorter than the time a next key
+    /// is published before it signs, so clients always see it in time.
+    pub jwks_max_age: i64,
+}
+
+pub type AppState = Arc<App>;

@@ -1,0 +1,82 @@
+//! The `wisp` command line: one binary, subcommands.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ServeArgs};
+use crate::server::Server;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wisp",
+    version,
+    about = "Self-hosted security token service for secretless workload identity"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the token service: HTTPS, directory, signing keys.
+    Serve(ServeArgs),
+}
+
+/// Runs the parsed command line. Errors are returned for `main` to print.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::resolve(args)?;
+    crate::telemetry::init_logging(config.log_format, &config.log_level)?;
+    let server = Server::start(&config).await?;
+    print_banner(&server);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
+
+fn print_banner(server: &Server) {
+    let url = &server.public_url;
+    match &server.bootstrap {
+        Some((info, path)) => {
+            println!("wisp is running at {url}");
+            println!("  first tenant:   {}", info.tenant_id);
+            println!(
+                "  admin client:   {} (secret in {})",
+                info.admin_client_id,
+                path.display()
+            );
+            println!(
+                "  discovery:      {url}/{}/v2.0/.well-known/openid-configuration",
+                info.tenant_id
+            );
+        }
+        None => println!("wisp is running at {url}"),
+    }
+    if let Some(ca) = &server.ca_file {
+        let ca = ca.display();
+        println!("  TLS CA:         {ca}");
+        println!("    curl:    curl --cacert {ca} {url}/healthz");
+        println!("    Python:  export REQUESTS_CA_BUNDLE={ca}");
+        println!("    Node:    export NODE_EXTRA_CA_CERTS={ca}");
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,58 @@
+//! The only module that knows HTTP. [`router`] lists every route and layer in
+//! one place; handlers translate requests into calls on plain Rust modules and
+//! their results into Entra-shaped responses.
+
+mod context;
+mod discovery;
+pub mod error;
+mod ops;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use context::RequestContext;
+
+use crate::app::AppState;
+
+/// Largest request body any endpoint reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route_layer(middleware::from_fn(context::record_metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn(context::assign_ids))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .with_state(app)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "not_found"})),
+    )
+}

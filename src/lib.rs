@@ -1,0 +1,17 @@
+//! wisp: a self-hosted, Entra-compatible security token service for secretless
+//! workload identity. See ARCHITECTURE.md for the map.
+
+pub mod app; // the state shared by request handlers
+pub mod bootstrap; // first start: first tenant, admin application, bootstrap.json
+pub mod cli; // the `wisp` command line
+pub mod clock; // unix time, read only at the edges
+pub mod config; // `wisp serve` settings: flags > WISP_* env > TOML > defaults
+pub mod crypto; // master key, sealing, secret hashing, random
+pub mod datadir; // the data folder and its files
+pub mod directory; // tenants, applications, … as plain types
+pub mod http; // every route, layer and wire format (the only module that knows HTTP)
+pub mod server; // start-up, shutdown, background tasks
+pub mod signing; // token-signing keys: generation, rotation, key ring, JWS
+pub mod store; // SQLite/PostgreSQL (the only module with SQL)
+pub mod telemetry; // logs and metrics
+pub mod tls; // local CA and server certificate, or operator PEM files

@@ -1,0 +1,285 @@
+//! One token-signing key: an RSA-2048 key pair parsed **once** into aws-lc-rs's
+//! in-memory form, its self-signed certificate (published as `x5c`, thumbprint
+//! as `kid`/`x5t`), and a compact-JWS signer.
+//!
+//! Re-parsing the private key per signature (what general JWT crates do) costs
+//! 2.5× the signature itself; the hot path here is one RSA operation.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Serialize;
+
+use crate::crypto::x5t_sha1;
+
+/// The JWS algorithms wisp signs its own tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Rs256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Rs256 => "RS256",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "RS256" => Some(Algorithm::Rs256),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key generation failed")]
+    Generate,
+    #[error("private key rejected: {0}")]
+    BadPrivateKey(String),
+    #[error("certificate creation failed: {0}")]
+    Certificate(String),
+    #[error("unsupported signing algorithm {0:?}")]
+    Algorithm(String),
+}
+
+/// A parsed signing key, ready to sign. Its `Debug` never shows key material.
+pub struct SigningKey {
+    kid: String,
+    algorithm: Algorithm,
+    key_pair: RsaKeyPair,
+    certificate_der: Vec<u8>,
+    /// base64url of `{"typ":"JWT","alg":…,"kid":…}` — v2 tokens.
+    header: String,
+    /// The same with `x5t` — v1 tokens carry both, as Entra's do.
+    header_with_x5t: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly generated key and its PKCS#8 encoding, which the caller seals
+/// before storing and then drops.
+pub struct GeneratedKey {
+    pub key: SigningKey,
+    pub pkcs8_der: Vec<u8>,
+}
+
+impl SigningKey {
+    /// Generates an RSA-2048 key and a self-signed certificate naming `subject`.
+    pub fn generate(subject: &str, now: i64) -> Result<GeneratedKey, KeyError> {
+        let key_pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
+        let pkcs8_der = key_pair
+            .as_der()
+            .map_err(|_| KeyError::Generate)?
+            .as_ref()
+            .to_vec();
+        let certificate_der = self_signed_certificate(&pkcs8_der, subject, now)?;
+        let key = Self::from_parts(Algorithm::Rs256, key_pair, certificate_der);
+        Ok(GeneratedKey { key, pkcs8_der })
+    }
+
+    /// Rebuilds a stored key from its (unsealed) PKCS#8 bytes and certificate.
+    pub fn from_pkcs8(
+        algorithm: &str,
+        pkcs8_der: &[u8],
+        certificate_der: Vec<u8>,
+    ) -> Result<Self, KeyError> {
+        let algorithm = Algorithm::parse(algorithm)
+            .ok_or_else(|| KeyError::Algorithm(algorithm.to_string()))?;
+        let key_pair = RsaKeyPair::from_pkcs8(pkcs8_der)
+            .map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
+        Ok(Self::from_parts(algorithm, key_pair, certificate_der))
+    }
+
+    fn from_parts(algorithm: Algorithm, key_pair: RsaKeyPair, certificate_der: Vec<u8>) -> Self {
+        let kid = x5t_sha1(&certificate_der);
+        let header = encode_json(&JwsHeader {
+            typ: "JWT",
+            alg: algorithm.as_str(),
+            kid: &kid,
+            x5t: None,
+        });
+        let header_with_x5t = encode_json(&JwsHeader {
+            typ: "JWT",
+            alg: algorithm.as_str(),
+            kid: &kid,
+            x5t: Some(&kid),
+        });
+        Self {
+            kid,
+            algorithm,
+            key_pair,
+            certificate_der,
+            header,
+            header_with_x5t,
+        }
+    }
+
+    /// The key id: base64url SHA-1 thumbprint of the certificate, as Entra's.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn certificate_der(&self) -> &[u8] {
+        &self.certificate_der
+    }
+
+    /// The public key as a JWK in Entra's shape (`kty, use, kid, x5t, n, e, x5c, issuer`).
+    pub fn jwk(&self, issuer: &str) -> serde_json::Value {
+        let public = self.key_pair.public_key();
+        serde_json::json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            "x5c": [STANDARD.encode(&self.certificate_der)],
+            "issuer": issuer,
+        })
+    }
+
+    /// Signs `claims` as a compact JWS (`header.payload.signature`). `with_x5t`
+    /// adds the `x5t` header member that v1 tokens carry.
+    pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C, with_x5t: bool) -> String {
+        let payload = serde_json::to_vec(claims).expect("claims serialize to JSON");
+        let header = if with_x5t {
+            &self.header_with_x5t
+        } else {
+            &self.header
+        };
+        let signature_len = self.key_pair.public_modulus_len();
+        let mut jws =
+            String::with_capacity(header.len() + payload.len() * 4 / 3 + signature_len * 4 / 3 + 8);
+        jws.push_str(header);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
+        let mut signature = vec![0u8; signature_len];
+        self.key_pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                jws.as_bytes(),
+                &mut signature,
+            )
+            .expect("RSA signing with a validated key cannot fail");
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
+        jws
+    }
+}
+
+#[derive(Serialize)]
+struct JwsHeader<'a> {
+    typ: &'static str,
+    alg: &'static str,
+    kid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x5t: Option<&'a str>,
+}
+
+fn encode_json<T: Serialize>(value: &T) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("header serializes"))
+}
+
+/// A self-signed certificate for the key: nobody chains to it, but Entra publishes
+/// one per key (`x5c`) and some clients read its thumbprint.
+fn self_signed_certificate(pkcs8_der: &[u8], subject: &str, now: i64) -> Result<Vec<u8>, KeyError> {
+    let cert_err = |e: rcgen::Error| KeyError::Certificate(e.to_string());
+    let key_pair = rcgen::KeyPair::try_from(pkcs8_der).map_err(cert_err)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, subject);
+    let now = time::OffsetDateTime::from_unix_timestamp(now)
+        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(5 * 365);
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(
+        &crate::crypto::random_bytes::<16>(),
+    ));
+    let cert = params.self_signed(&key_pair).map_err(cert_err)?;
+    Ok(cert.der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_tokens_verify_with_the_published_jwk() {
+        let now = 1_800_000_000;
+        let GeneratedKey { key, pkcs8_der } = SigningKey::generate("wisp test", now).unwrap();
+        let jwk_json = key.jwk("https://issuer.test/t/v2.0");
+        assert_eq!(jwk_json["kid"], jwk_json["x5t"]);
+        assert_eq!(jwk_json["e"], "AQAB");
+
+        let claims = serde_json::json!({"aud": "api://x", "exp": now + 3600, "sub": "s"});
+        let token = key.sign_jwt(&claims, false);
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk_json.clone()).unwrap();
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&["api://x"]);
+        validation.validate_exp = false;
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap();
+        assert_eq!(data.claims, claims);
+        assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
+        assert_eq!(data.header.x5t, None);
+
+        let v1 = key.sign_jwt(&claims, true);
+        let header = jsonwebtoken::decode_header(&v1).unwrap();
+        assert_eq!(header.x5t.as_deref(), Some(key.kid()));
+
+        // The stored form rebuilds the same key.
+        let again =
+            SigningKey::from_pkcs8("RS256", &pkcs8_der, key.certificate_der().to_vec()).unwrap();
+        assert_eq!(again.kid(), key.kid());
+        assert_eq!(again.jwk("https://issuer.test/t/v2.0"), jwk_json);
+    }
+
+    #[test]
+    fn a_tampered_token_does_not_verify() {
+        let key = SigningKey::generate("wisp test", 1_800_000_000)
+            .unwrap()
+            .key;
+        let token = key.sign_jwt(&serde_json::json!({"sub": "a"}), false);
+        let forged = token.replacen(
+            token.split('.').nth(1).unwrap(),
+            &URL_SAFE_NO_PAD.encode(br#"{"sub":"b"}"#),
+            1,
+        );
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk("i")).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).is_ok());
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(&forged, &decoding, &validation).is_err()
+        );
+    }
+
+    #[test]
+    fn unknown_algorithms_and_garbage_keys_are_refused() {
+        assert!(SigningKey::from_pkcs8("HS256", b"", vec![]).is_err());
+        assert!(SigningKey::from_pkcs8("RS256", b"not a key", vec![]).is_err());
+    }
+}

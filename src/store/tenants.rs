@@ -1,0 +1,124 @@
+//! Tenants: isolated directories, each with its own issuer and signing keys.
+
+use sqlx::AnyConnection;
+
+use super::signing_keys::insert_signing_key;
+use super::{Result, Store, StoredSigningKey};
+use crate::directory::Tenant;
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: String,
+    display_name: String,
+    created_at: i64,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = super::StoreError;
+    fn try_from(row: TenantRow) -> Result<Self> {
+        Ok(Tenant {
+            id: super::parse_id(&row.id)?,
+            display_name: row.display_name,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl Store {
+    pub async fn tenant(&self, id: &uuid::Uuid) -> Result<Option<Tenant>> {
+        let row: Option<TenantRow> =
+            sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let rows: Vec<TenantRow> = sqlx::query_as(
+            "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Tenant::try_from).collect()
+    }
+
+    /// The signing-key generation of every tenant, for cheap change detection.
+    pub async fn tenant_key_generations(&self) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT id, key_generation FROM tenants")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+/// Inserts a tenant and its first signing keys inside the caller's transaction.
+pub(super) async fn insert_tenant(
+    conn: &mut AnyConnection,
+    tenant: &Tenant,
+    keys: &[StoredSigningKey],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenants (id, display_name, created_at, key_generation) VALUES ($1, $2, $3, 1)",
+    )
+    .bind(tenant.id.to_string())
+    .bind(&tenant.display_name)
+    .bind(tenant.created_at)
+    .execute(&mut *conn)
+    .await?;
+    for key in keys {
+        insert_signing_key(conn, key).await?;
+    }
+    Ok(())
+}
+
+/// A new tenant with its first keys and, optionally, its first administrator application.
+pub struct NewTenant<'a> {
+    pub tenant: &'a Tenant,
+    pub keys: &'a [StoredSigningKey],
+    pub admin: Option<(&'a super::NewApplication, &'a super::NewPasswordCredential)>,
+}
+
+impl Store {
+    /// Creates a tenant (keys, admin application) in one transaction.
+    pub async fn create_tenant(&self, new: &NewTenant<'_>) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        insert_tenant_with_admin(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bootstraps an empty store: creates the first tenant only if no process has
+    /// bootstrapped this database before. The claim (`wisp_meta.bootstrap`) and the
+    /// tenant commit together, so of several processes starting at once against one
+    /// PostgreSQL database exactly one returns `true`.
+    pub async fn bootstrap(&self, new: &NewTenant<'_>) -> Result<bool> {
+        use sqlx::Connection;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO wisp_meta (name, value) VALUES ('bootstrap', $1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(new.tenant.id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_tenant_with_admin(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn insert_tenant_with_admin(conn: &mut AnyConnection, new: &NewTenant<'_>) -> Result<()> {
+    insert_tenant(conn, new.tenant, new.keys).await?;
+    if let Some((app, secret)) = new.admin {
+        super::applications::insert_application(conn, app).await?;
+        super::applications::insert_password_credential(conn, secret).await?;
+    }
+    Ok(())
+}
