@@ -128,6 +128,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Scheme, host and port, without a trailing slash.
     pub public_url: String,
+    /// `false` when `public_url` was derived from the listen address, so a port
+    /// chosen by the OS (`--listen 127.0.0.1:0`) can be filled in after binding.
+    pub public_url_explicit: bool,
     /// `None`: embedded SQLite in the data folder.
     pub database_url: Option<String>,
     pub tls: TlsMode,
@@ -201,6 +204,7 @@ impl Config {
             (false, None, None) => TlsMode::Generated,
             (false, _, _) => bail!("--tls-cert and --tls-key must be given together"),
         };
+        let public_url_explicit = args.public_url.is_some() || file.public_url.is_some();
         let public_url = match args.public_url.or(file.public_url) {
             Some(url) => normalize_public_url(&url, insecure_http)?,
             None => {
@@ -221,6 +225,7 @@ impl Config {
             data_dir,
             listen,
             public_url,
+            public_url_explicit,
             database_url: args
                 .database_url
                 .or(file.database_url)

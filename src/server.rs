@@ -55,6 +55,16 @@ impl Server {
             anyhow::anyhow!("cannot listen on {}: {e}{hint}", config.listen)
         })?;
         let local_addr = listener.local_addr()?;
+        let mut config = config.clone();
+        if !config.public_url_explicit && config.listen.port() == 0 {
+            let scheme = if config.tls == TlsMode::Disabled {
+                "http"
+            } else {
+                "https"
+            };
+            config.public_url = format!("{scheme}://localhost:{}", local_addr.port());
+        }
+        let config = &config;
 
         let data_dir = DataDir::open_or_create(&config.data_dir)?;
         let master_key = Arc::new(data_dir.master_key(config.master_key.as_deref())?);

@@ -22,7 +22,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
+
+/// How long to wait for the database before giving up with a clear error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -78,21 +81,27 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let options = AnyConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+        // One direct connection first: the pool would retry a refused connection or
+        // a corrupt file until its timeout and then report only "timed out".
+        let mut probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| StoreError::Connect(sqlx::Error::PoolTimedOut))?
+            .map_err(StoreError::Connect)?;
+        if backend == Backend::Sqlite {
+            set_sqlite_pragmas(&mut probe)
+                .await
+                .map_err(StoreError::Connect)?;
+        }
+        probe.close().await.map_err(StoreError::Connect)?;
+
         let mut pool = AnyPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             });
         if backend == Backend::Sqlite {
-            // WAL lets readers (the token endpoint) proceed while a writer commits.
-            pool = pool.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    Ok(())
-                })
-            });
+            pool = pool.after_connect(|conn, _meta| Box::pin(set_sqlite_pragmas(conn)));
         }
         let pool = pool
             .connect_with(options)
@@ -124,6 +133,13 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// WAL lets readers (the token endpoint) proceed while a writer commits.
+async fn set_sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    conn.execute("PRAGMA journal_mode = WAL").await?;
+    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    Ok(())
 }
 
 /// A database URL fit for an error message: the password is replaced.

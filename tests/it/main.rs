@@ -1,0 +1,12 @@
+//! wisp's one integration-test binary. Every test starts the real server (in
+//! this process on a loopback port, or as the real binary) and talks HTTPS to
+//! it; store tests run on SQLite and on PostgreSQL. Add new areas as modules
+//! here, never as new files directly under `tests/` (each is a separate binary
+//! to link).
+
+mod support;
+
+mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
+mod keys; // signing-key rotation across several processes sharing one database
+mod startup; // the real binary: restart, bootstrap once, bad input and faults
+mod store; // the store on both backends
