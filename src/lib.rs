@@ -15,3 +15,4 @@ pub mod signing; // token-signing keys: generation, rotation, key ring, JWS
 pub mod store; // SQLite/PostgreSQL (the only module with SQL)
 pub mod telemetry; // logs and metrics
 pub mod tls; // local CA and server certificate, or operator PEM files
+pub mod token; // minting access tokens: client credentials, claims, verifying our own

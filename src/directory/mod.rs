@@ -1,6 +1,10 @@
-//! The directory's objects as plain Rust types: tenants for now; applications,
-//! service principals and credentials grow here. No SQL, no HTTP.
+//! The directory's objects as plain Rust types, and the rules for writing them.
+//! No SQL, no HTTP.
 
+pub mod builtin;
+pub mod validation;
+
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An isolated directory with its own issuer and signing keys.
@@ -12,8 +16,114 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-/// `signInAudience` of an application.
+/// `signInAudience` of an application: usable in its home tenant only.
 pub const SINGLE_TENANT: &str = "AzureADMyOrg";
+/// `signInAudience`: other tenants may provision the application.
+pub const MULTI_TENANT: &str = "AzureADMultipleOrgs";
+
+/// An app role an application exposes, in Graph's shape (also how it is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRole {
+    pub id: Uuid,
+    pub value: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "application_member_types")]
+    pub allowed_member_types: Vec<String>,
+    #[serde(default = "enabled")]
+    pub is_enabled: bool,
+}
+
+fn application_member_types() -> Vec<String> {
+    vec!["Application".to_string()]
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// An app registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Application {
+    /// Object id.
+    pub id: Uuid,
+    /// Client id.
+    pub app_id: Uuid,
+    pub tenant_id: Uuid,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub sign_in_audience: String,
+    pub identifier_uris: Vec<String>,
+    pub app_roles: Vec<AppRole>,
+    /// `api.requestedAccessTokenVersion`: `Some(1)` asks for v1 tokens.
+    pub requested_token_version: Option<i32>,
+    /// Bumped by every update; the ETag.
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// A client secret's public metadata (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordCredentialInfo {
+    pub key_id: Uuid,
+    pub display_name: Option<String>,
+    pub hint: String,
+    pub start_at: i64,
+    pub end_at: i64,
+}
+
+/// An uploaded certificate's public metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCredentialInfo {
+    pub key_id: Uuid,
+    pub display_name: Option<String>,
+    /// base64url SHA-1 thumbprint (`x5t`); Graph shows it as `customKeyIdentifier` (hex).
+    pub thumbprint_sha1: String,
+    pub thumbprint_sha256: String,
+    pub start_at: i64,
+    pub end_at: i64,
+}
+
+/// A federated identity credential on an application or user-assigned identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedCredential {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+    pub description: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+/// A service principal: an application's (or managed identity's, or built-in
+/// resource's) presence in one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePrincipal {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub app_id: String,
+    pub display_name: String,
+    /// `Application`, `ManagedIdentity` or `BuiltIn`.
+    pub principal_type: String,
+    pub created_at: i64,
+}
+
+/// A grant of one app role of a resource to a principal, in one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRoleAssignment {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub principal_id: Uuid,
+    pub resource_id: Uuid,
+    pub app_role_id: Uuid,
+    pub created_at: i64,
+}
 
 /// Parses a tenant path segment: a GUID in any of its usual spellings, compared
 /// in lowercase hyphenated form everywhere else.

@@ -6,6 +6,7 @@ mod context;
 mod discovery;
 pub mod error;
 mod ops;
+mod token;
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -35,6 +36,8 @@ pub fn router(app: AppState) -> Router {
             get(discovery::openid_configuration),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
+        .route("/{tenant}/oauth2/token", post(token::token_v1))
         .route_layer(middleware::from_fn(context::record_metrics))
         .fallback(not_found)
         .layer(middleware::from_fn(context::assign_ids))

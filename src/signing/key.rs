@@ -154,6 +154,17 @@ impl SigningKey {
         })
     }
 
+    /// Checks an RS256 signature made by this key (for wisp's own tokens coming
+    /// back: admin API bearer tokens, managed identity assertions).
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            self.key_pair.public_key().as_ref(),
+        )
+        .verify(signing_input, signature)
+        .is_ok()
+    }
+
     /// Signs `claims` as a compact JWS (`header.payload.signature`). `with_x5t`
     /// adds the `x5t` header member that v1 tokens carry.
     pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C, with_x5t: bool) -> String {
@@ -242,6 +253,11 @@ mod tests {
         assert_eq!(data.claims, claims);
         assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
         assert_eq!(data.header.x5t, None);
+
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        assert!(key.verify(input.as_bytes(), &signature));
+        assert!(!key.verify(b"other input", &signature));
 
         let v1 = key.sign_jwt(&claims, true);
         let header = jsonwebtoken::decode_header(&v1).unwrap();

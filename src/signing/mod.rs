@@ -43,6 +43,9 @@ pub struct TenantKeys {
     pub tenant_id: Uuid,
     pub generation: i64,
     pub current: Arc<SigningKey>,
+    /// Every published key (current, next, previous), for verifying wisp's own
+    /// tokens when they come back.
+    pub published: Vec<Arc<SigningKey>>,
     /// `{"keys":[…]}` with the current, next and previous keys.
     pub jwks: Bytes,
 }
@@ -55,6 +58,13 @@ pub struct KeyRing {
     public_url: String,
     policy: RotationPolicy,
     tenants: RwLock<HashMap<Uuid, Arc<TenantKeys>>>,
+}
+
+impl TenantKeys {
+    /// The published key with this `kid`.
+    pub fn key(&self, kid: &str) -> Option<&Arc<SigningKey>> {
+        self.published.iter().find(|k| k.kid() == kid)
+    }
 }
 
 impl KeyRing {
@@ -119,12 +129,14 @@ impl KeyRing {
         ordered.sort_by_key(|k| (rank(&k.state), std::cmp::Reverse(k.created_at)));
         let mut current = None;
         let mut jwks = Vec::with_capacity(ordered.len());
+        let mut published = Vec::with_capacity(ordered.len());
         for stored in ordered {
-            let key = self.unseal(stored)?;
+            let key = Arc::new(self.unseal(stored)?);
             jwks.push(key.jwk(&issuer));
             if stored.state == "current" {
-                current = Some(Arc::new(key));
+                current = Some(key.clone());
             }
+            published.push(key);
         }
         let current = current.ok_or_else(|| KeyRingError::NoCurrentKey(tenant_id.to_string()))?;
         let jwks =
@@ -133,6 +145,7 @@ impl KeyRing {
             tenant_id: *tenant_id,
             generation,
             current,
+            published,
             jwks: Bytes::from(jwks),
         })
     }

@@ -1,8 +1,11 @@
-//! Applications (app registrations), their service principals and client secrets.
+//! Applications (app registrations), their identifier URIs, and client secrets.
+//! Creating an application also creates its service principal in its home tenant.
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Connection};
+use uuid::Uuid;
 
-use super::{Result, Store};
+use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
+use crate::directory::{AppRole, Application, PasswordCredentialInfo};
 
 /// An application to create, together with its service principal in its home tenant.
 #[derive(Debug, Clone)]
@@ -37,27 +40,248 @@ pub struct StoredPasswordCredential {
     pub end_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct StoredApplication {
-    pub id: String,
-    pub app_id: String,
-    pub tenant_id: String,
-    pub display_name: String,
-    pub sign_in_audience: String,
-    pub created_at: i64,
+#[derive(sqlx::FromRow)]
+struct ApplicationRow {
+    id: String,
+    app_id: String,
+    tenant_id: String,
+    display_name: String,
+    description: Option<String>,
+    sign_in_audience: String,
+    app_roles: String,
+    requested_token_version: Option<i32>,
+    version: i64,
+    created_at: i64,
+}
+
+const APP_COLUMNS: &str = "id, app_id, tenant_id, display_name, description, sign_in_audience, app_roles, \
+                           requested_token_version, version, created_at";
+
+impl ApplicationRow {
+    fn into_application(self, identifier_uris: Vec<String>) -> Result<Application> {
+        let app_roles: Vec<AppRole> = serde_json::from_str(&self.app_roles)
+            .map_err(|e| StoreError::Corrupt(format!("app roles of {}: {e}", self.id)))?;
+        Ok(Application {
+            id: parse_id(&self.id)?,
+            app_id: parse_id(&self.app_id)?,
+            tenant_id: parse_id(&self.tenant_id)?,
+            display_name: self.display_name,
+            description: self.description,
+            sign_in_audience: self.sign_in_audience,
+            identifier_uris,
+            app_roles,
+            requested_token_version: self.requested_token_version,
+            version: self.version,
+            created_at: self.created_at,
+        })
+    }
 }
 
 impl Store {
-    pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<StoredApplication>> {
-        Ok(sqlx::query_as(
-            "SELECT id, app_id, tenant_id, display_name, sign_in_audience, created_at \
-             FROM applications WHERE app_id = $1",
-        )
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?)
+    /// Creates an application, its identifier URIs and its home service principal.
+    pub async fn create_application(
+        &self,
+        app: &Application,
+        service_principal_id: &Uuid,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let new = NewApplication {
+            id: app.id.to_string(),
+            app_id: app.app_id.to_string(),
+            tenant_id: app.tenant_id.to_string(),
+            display_name: app.display_name.clone(),
+            sign_in_audience: app.sign_in_audience.clone(),
+            service_principal_id: service_principal_id.to_string(),
+            created_at: app.created_at,
+        };
+        insert_application(&mut tx, &new).await?;
+        write_app_attributes(&mut tx, app).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
+    /// An application of `tenant_id` by object id.
+    pub async fn application(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<Application>> {
+        let row: Option<ApplicationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {APP_COLUMNS} FROM applications WHERE tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        self.with_uris(row).await
+    }
+
+    /// An application by client id, in any tenant.
+    pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Application>> {
+        let row: Option<ApplicationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {APP_COLUMNS} FROM applications WHERE app_id = $1"
+        )))
+        .bind(app_id.to_ascii_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        self.with_uris(row).await
+    }
+
+    /// The application of `tenant_id` that has `uri` among its identifier URIs.
+    pub async fn application_by_identifier_uri(
+        &self,
+        tenant_id: &Uuid,
+        uri: &str,
+    ) -> Result<Option<Application>> {
+        let id: Option<(String,)> = sqlx::query_as(
+            "SELECT application_id FROM identifier_uris WHERE tenant_id = $1 AND uri = $2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(uri)
+        .fetch_optional(&self.pool)
+        .await?;
+        match id {
+            Some((id,)) => self.application(tenant_id, &parse_id(&id)?).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn with_uris(&self, row: Option<ApplicationRow>) -> Result<Option<Application>> {
+        let Some(row) = row else { return Ok(None) };
+        let uris: Vec<(String,)> = sqlx::query_as(
+            "SELECT uri FROM identifier_uris WHERE application_id = $1 ORDER BY uri",
+        )
+        .bind(&row.id)
+        .fetch_all(&self.pool)
+        .await?;
+        row.into_application(uris.into_iter().map(|(u,)| u).collect())
+            .map(Some)
+    }
+
+    /// Applications of a tenant, one page. Filterable on `appId`, `displayName`.
+    pub async fn applications(&self, tenant_id: &Uuid, page: &Page) -> Result<Listed<Application>> {
+        let (clause, binds) = page.clause(2);
+        let mut query = sqlx::query_as::<_, ApplicationRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {APP_COLUMNS} FROM applications WHERE tenant_id = $1{clause}"
+        )))
+        .bind(tenant_id.to_string());
+        for bind in binds {
+            query = query.bind(bind);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut apps = Vec::with_capacity(rows.len());
+        for row in rows {
+            apps.push(self.with_uris(Some(row)).await?.expect("row present"));
+        }
+        Ok(Listed::from_rows(apps, page.top))
+    }
+
+    /// Replaces an application's attributes if its version is still
+    /// `expected_version` (when given). Returns the new version.
+    pub async fn update_application(
+        &self,
+        app: &Application,
+        expected_version: Option<i64>,
+    ) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let current: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM applications WHERE id = $1")
+                .bind(app.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((current,)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if expected_version.is_some_and(|v| v != current) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let updated = sqlx::query(
+            "UPDATE applications SET display_name = $2, sign_in_audience = $3, version = version + 1 \
+             WHERE id = $1 AND version = $4",
+        )
+        .bind(app.id.to_string())
+        .bind(&app.display_name)
+        .bind(&app.sign_in_audience)
+        .bind(current)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::PreconditionFailed);
+        }
+        sqlx::query("DELETE FROM identifier_uris WHERE application_id = $1")
+            .bind(app.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        write_app_attributes(&mut tx, app).await?;
+        sqlx::query("UPDATE service_principals SET display_name = $2 WHERE app_id = $1")
+            .bind(app.app_id.to_string())
+            .bind(&app.display_name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(current + 1)
+    }
+
+    /// Deletes an application with its credentials, its service principals in
+    /// every tenant, and the role assignments that involve them.
+    pub async fn delete_application(
+        &self,
+        app: &Application,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let current: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM applications WHERE id = $1")
+                .bind(app.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((current,)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if expected_version.is_some_and(|v| v != current) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        sqlx::query("DELETE FROM federated_identity_credentials WHERE owner_id = $1")
+            .bind(app.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        // Role assignments cascade from the service principals.
+        sqlx::query("DELETE FROM service_principals WHERE app_id = $1")
+            .bind(app.app_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM applications WHERE id = $1")
+            .bind(app.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a client secret (its hash) to an application.
+    pub async fn add_password_credential(&self, cred: &NewPasswordCredential) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_password_credential(&mut conn, cred).await
+    }
+
+    /// Removes a client secret. `false`: no such secret on this application.
+    pub async fn remove_password_credential(
+        &self,
+        application_id: &Uuid,
+        key_id: &Uuid,
+    ) -> Result<bool> {
+        let removed = sqlx::query(
+            "DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2",
+        )
+        .bind(application_id.to_string())
+        .bind(key_id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(removed == 1)
+    }
+
+    /// The hashes of an application's client secrets, for authentication.
     pub async fn password_credentials(
         &self,
         application_id: &str,
@@ -70,6 +294,56 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// The public metadata of an application's client secrets.
+    pub async fn password_credential_infos(
+        &self,
+        application_id: &Uuid,
+    ) -> Result<Vec<PasswordCredentialInfo>> {
+        let rows: Vec<(String, Option<String>, String, i64, i64)> = sqlx::query_as(
+            "SELECT key_id, display_name, hint, start_at, end_at FROM password_credentials \
+             WHERE application_id = $1 ORDER BY start_at, key_id",
+        )
+        .bind(application_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(key_id, display_name, hint, start_at, end_at)| {
+                Ok(PasswordCredentialInfo {
+                    key_id: parse_id(&key_id)?,
+                    display_name,
+                    hint,
+                    start_at,
+                    end_at,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes the attributes kept outside the base row: roles, description, token
+/// version, identifier URIs (unique in the tenant).
+async fn write_app_attributes(conn: &mut AnyConnection, app: &Application) -> Result<()> {
+    let roles = serde_json::to_string(&app.app_roles).expect("app roles serialize");
+    sqlx::query("UPDATE applications SET app_roles = $2, description = $3, requested_token_version = $4 WHERE id = $1")
+        .bind(app.id.to_string())
+        .bind(roles)
+        .bind(&app.description)
+        .bind(app.requested_token_version)
+        .execute(&mut *conn)
+        .await?;
+    for uri in &app.identifier_uris {
+        sqlx::query("INSERT INTO identifier_uris (tenant_id, uri, application_id) VALUES ($1, $2, $3)")
+            .bind(app.tenant_id.to_string())
+            .bind(uri)
+            .bind(app.id.to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(conflict_on_unique(format!(
+                "Another object with the same value for property identifierUris already exists: '{uri}'."
+            )))?;
+    }
+    Ok(())
 }
 
 pub(super) async fn insert_application(
@@ -88,18 +362,16 @@ pub(super) async fn insert_application(
     .bind(app.created_at)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "INSERT INTO service_principals (id, tenant_id, app_id, display_name, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+    super::principals::insert_service_principal(
+        conn,
+        &app.service_principal_id,
+        &app.tenant_id,
+        &app.app_id,
+        &app.display_name,
+        "Application",
+        app.created_at,
     )
-    .bind(&app.service_principal_id)
-    .bind(&app.tenant_id)
-    .bind(&app.app_id)
-    .bind(&app.display_name)
-    .bind(app.created_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 pub(super) async fn insert_password_credential(

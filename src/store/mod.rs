@@ -7,13 +7,16 @@
 //! [`Backend`] inside the one function that needs it.
 
 mod applications;
+mod audit;
+mod credentials;
 mod meta;
+mod principals;
 mod signing_keys;
 mod tenants;
 
-pub use applications::{
-    NewApplication, NewPasswordCredential, StoredApplication, StoredPasswordCredential,
-};
+pub use applications::{NewApplication, NewPasswordCredential, StoredPasswordCredential};
+pub use audit::DirectoryAudit;
+pub use credentials::FicOwner;
 pub use signing_keys::{KeyChange, StoredSigningKey};
 pub use tenants::NewTenant;
 
@@ -49,6 +52,101 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A uniqueness rule would be broken; the message says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// The object changed since the caller read it (ETag mismatch).
+    #[error("the object was changed by someone else")]
+    PreconditionFailed,
+    #[error("not found")]
+    NotFound,
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with `message`.
+fn conflict_on_unique(message: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let message = message.into();
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message),
+        _ => StoreError::Query(e),
+    }
+}
+
+/// A `$filter` the admin API accepts: one property compared with one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// A column name from the store's own allow-list (never caller text).
+    pub column: &'static str,
+    pub op: FilterOp,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOp {
+    Eq,
+    StartsWith,
+}
+
+/// One page of a list: at most `top` rows with ids after `after`.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub top: i64,
+    pub after: Option<String>,
+    pub filter: Option<Filter>,
+}
+
+impl Page {
+    /// The SQL condition and ORDER/LIMIT for a keyset page over `id`, starting at
+    /// placeholder `$first`. Only allow-listed column names enter the text.
+    fn clause(&self, first: usize) -> (String, Vec<String>) {
+        let mut sql = String::new();
+        let mut binds = Vec::new();
+        let mut n = first;
+        if let Some(filter) = &self.filter {
+            match filter.op {
+                FilterOp::Eq => sql.push_str(&format!(" AND {} = ${n}", filter.column)),
+                FilterOp::StartsWith => {
+                    sql.push_str(&format!(" AND {} LIKE ${n} ESCAPE '\\'", filter.column))
+                }
+            }
+            binds.push(match filter.op {
+                FilterOp::Eq => filter.value.clone(),
+                FilterOp::StartsWith => format!("{}%", escape_like(&filter.value)),
+            });
+            n += 1;
+        }
+        if let Some(after) = &self.after {
+            sql.push_str(&format!(" AND id > ${n}"));
+            binds.push(after.clone());
+        }
+        sql.push_str(&format!(
+            " ORDER BY id LIMIT {}",
+            self.top.clamp(1, 1000) + 1
+        ));
+        (sql, binds)
+    }
+}
+
+fn escape_like(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A page of results and whether more follow.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Listed<T> {
+    fn from_rows(mut items: Vec<T>, top: i64) -> Self {
+        let top = top.clamp(1, 1000) as usize;
+        let more = items.len() > top;
+        items.truncate(top);
+        Listed { items, more }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

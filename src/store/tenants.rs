@@ -4,7 +4,7 @@ use sqlx::AnyConnection;
 
 use super::signing_keys::insert_signing_key;
 use super::{Result, Store, StoredSigningKey};
-use crate::directory::Tenant;
+use crate::directory::{AppRoleAssignment, Tenant, builtin};
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -71,7 +71,8 @@ pub(super) async fn insert_tenant(
     Ok(())
 }
 
-/// A new tenant with its first keys and, optionally, its first administrator application.
+/// A new tenant with its first keys and, optionally, its first administrator
+/// application (granted `Directory.ReadWrite.All` on the admin API).
 pub struct NewTenant<'a> {
     pub tenant: &'a Tenant,
     pub keys: &'a [StoredSigningKey],
@@ -116,9 +117,41 @@ impl Store {
 
 async fn insert_tenant_with_admin(conn: &mut AnyConnection, new: &NewTenant<'_>) -> Result<()> {
     insert_tenant(conn, new.tenant, new.keys).await?;
+    let tenant_id = new.tenant.id.to_string();
+    // Every tenant has the built-in resources (wisp's admin API), so role
+    // assignments can point at their service principals.
+    let mut admin_api_sp = None;
+    for builtin in builtin::ALL {
+        let sp_id = uuid::Uuid::new_v4();
+        super::principals::insert_service_principal(
+            conn,
+            &sp_id.to_string(),
+            &tenant_id,
+            builtin.app_id,
+            builtin.display_name,
+            "BuiltIn",
+            new.tenant.created_at,
+        )
+        .await?;
+        if builtin.app_id == builtin::ADMIN_API.app_id {
+            admin_api_sp = Some(sp_id);
+        }
+    }
     if let Some((app, secret)) = new.admin {
         super::applications::insert_application(conn, app).await?;
         super::applications::insert_password_credential(conn, secret).await?;
+        let role = builtin::ADMIN_API
+            .role_by_value(builtin::DIRECTORY_READ_WRITE_ALL)
+            .expect("the admin API defines Directory.ReadWrite.All");
+        let assignment = AppRoleAssignment {
+            id: uuid::Uuid::new_v4(),
+            tenant_id: new.tenant.id,
+            principal_id: super::parse_id(&app.service_principal_id)?,
+            resource_id: admin_api_sp.expect("the admin API is built in"),
+            app_role_id: super::parse_id(role.id)?,
+            created_at: new.tenant.created_at,
+        };
+        super::principals::insert_app_role_assignment(conn, &assignment).await?;
     }
     Ok(())
 }

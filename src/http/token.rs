@@ -1,0 +1,223 @@
+//! `POST /{tenant}/oauth2/v2.0/token` and the v1 `POST /{tenant}/oauth2/token`:
+//! form in, [`token::issue`] called, Entra-shaped JSON out. Every
+//! [`Refusal`] becomes its AADSTS error here, in one `match`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::context::RequestContext;
+use super::error::{EntraError, ErrorResponse};
+use crate::app::AppState;
+use crate::token::{self, Endpoint, Refusal, TokenRequest};
+
+pub async fn token_v2(
+    state: State<AppState>,
+    tenant: Path<String>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ErrorResponse> {
+    handle(state, tenant, context, headers, body, Endpoint::V2).await
+}
+
+pub async fn token_v1(
+    state: State<AppState>,
+    tenant: Path<String>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ErrorResponse> {
+    handle(state, tenant, context, headers, body, Endpoint::V1).await
+}
+
+async fn handle(
+    State(app): State<AppState>,
+    Path(tenant): Path<String>,
+    context: RequestContext,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Result<Response, ErrorResponse> {
+    let refuse = |refusal: Refusal| {
+        metrics::counter!("wisp_token_requests_total", "outcome" => "refused").increment(1);
+        if let Refusal::Unavailable(detail) = &refusal {
+            tracing::error!(error = %detail, correlation_id = %context.correlation_id, "token request failed");
+        }
+        entra_error(refusal).with(&context)
+    };
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(refuse(Refusal::MissingParameter("grant_type")));
+    }
+    let request = TokenRequest::parse(&body).map_err(refuse)?;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(token::request::parse_basic);
+    let issued = token::issue(
+        &app,
+        &tenant,
+        endpoint,
+        &request,
+        basic,
+        crate::clock::now(),
+    )
+    .await
+    .map_err(refuse)?;
+    metrics::counter!("wisp_token_requests_total", "outcome" => "granted").increment(1);
+    let body = match endpoint {
+        Endpoint::V2 => json!({
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "ext_expires_in": issued.expires_in,
+            "access_token": issued.access_token,
+        }),
+        // v1 answers with strings, as Entra's v1 endpoint does.
+        Endpoint::V1 => json!({
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in.to_string(),
+            "ext_expires_in": issued.expires_in.to_string(),
+            "expires_on": issued.claims.exp.to_string(),
+            "not_before": issued.claims.nbf.to_string(),
+            "resource": request.resource.as_deref().unwrap_or_default().trim(),
+            "access_token": issued.access_token,
+        }),
+    };
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// The Entra error for each refusal.
+fn entra_error(refusal: Refusal) -> EntraError {
+    use StatusCode as S;
+    let (status, error, code, message) = match refusal {
+        Refusal::MissingParameter(name) => (
+            S::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must contain the following parameter: '{name}'."),
+        ),
+        Refusal::InvalidParameter(name, why) => (
+            S::BAD_REQUEST,
+            "invalid_request",
+            90100,
+            format!("The parameter '{name}' is empty or not valid. {why}"),
+        ),
+        Refusal::UnsupportedGrantType(grant) => (
+            S::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{}'.", short(&grant)),
+        ),
+        Refusal::ScopeWithoutDefault(scope) => (
+            S::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            format!(
+                "The provided value for scope {} is not valid. Client credential flows must have a scope value \
+                 with /.default suffixed to the resource identifier (application ID URI).",
+                short(&scope)
+            ),
+        ),
+        Refusal::InvalidScope(scope) => (
+            S::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' isn't valid. The scope '{}' must name exactly one resource.",
+                short(&scope)
+            ),
+        ),
+        Refusal::TenantNotFound(tenant) => return EntraError::tenant_not_found(&tenant),
+        Refusal::UnknownClient { client_id, tenant } => (
+            S::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{}' was not found in the directory '{}'. This can happen if the \
+                 application has not been installed by the administrator of the tenant. You may have sent your \
+                 authentication request to the wrong tenant.",
+                short(&client_id),
+                short(&tenant)
+            ),
+        ),
+        Refusal::NoClientCredential => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
+        ),
+        Refusal::ConflictingClientCredentials => (
+            S::BAD_REQUEST,
+            "invalid_request",
+            90100,
+            "Present exactly one client credential: a client_secret (in the body or with HTTP Basic) or a client_assertion."
+                .into(),
+        ),
+        Refusal::InvalidSecret { client_id } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret \
+                 value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        ),
+        Refusal::UnsupportedAssertionType(kind) => (
+            S::BAD_REQUEST,
+            "invalid_request",
+            90100,
+            format!(
+                "The parameter 'client_assertion_type' is empty or not valid: '{}' is not supported; use \
+                 urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                short(&kind)
+            ),
+        ),
+        Refusal::AssertionNotSupported => (
+            S::BAD_REQUEST,
+            "invalid_client",
+            70002,
+            "Error validating credentials. This server does not accept client assertions yet; use a client secret."
+                .into(),
+        ),
+        Refusal::UnknownResource { resource, tenant } => (
+            S::BAD_REQUEST,
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {} was not found in the tenant named {}. This can happen if the \
+                 application has not been installed by the administrator of the tenant.",
+                short(&resource),
+                short(&tenant)
+            ),
+        ),
+        Refusal::Unavailable(_) => return EntraError::temporarily_unavailable(),
+    };
+    EntraError {
+        status,
+        error,
+        code,
+        message,
+    }
+}
+
+/// Caller text echoed in a message, bounded.
+fn short(text: &str) -> String {
+    crate::directory::validation::shorten(text)
+}

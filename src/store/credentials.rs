@@ -1,0 +1,295 @@
+//! Federated identity credentials (on applications and user-assigned managed
+//! identities) and uploaded certificates (key credentials).
+
+use sqlx::{AnyConnection, Connection};
+use uuid::Uuid;
+
+use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
+use crate::directory::{FederatedCredential, KeyCredentialInfo};
+
+/// What kind of object owns a FIC: the table whose row is locked while the
+/// owner's credentials change, so the per-owner limit holds under concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FicOwner {
+    Application,
+    ManagedIdentity,
+}
+
+#[derive(sqlx::FromRow)]
+struct FicRow {
+    id: String,
+    owner_id: String,
+    name: String,
+    issuer: String,
+    subject: String,
+    audiences: String,
+    description: Option<String>,
+    version: i64,
+    created_at: i64,
+}
+
+impl TryFrom<FicRow> for FederatedCredential {
+    type Error = StoreError;
+    fn try_from(row: FicRow) -> Result<Self> {
+        Ok(FederatedCredential {
+            id: parse_id(&row.id)?,
+            owner_id: parse_id(&row.owner_id)?,
+            audiences: serde_json::from_str(&row.audiences)
+                .map_err(|e| StoreError::Corrupt(format!("audiences of FIC {}: {e}", row.id)))?,
+            name: row.name,
+            issuer: row.issuer,
+            subject: row.subject,
+            description: row.description,
+            version: row.version,
+            created_at: row.created_at,
+        })
+    }
+}
+
+const FIC_COLUMNS: &str =
+    "id, owner_id, name, issuer, subject, audiences, description, version, created_at";
+
+fn duplicate_pair() -> String {
+    "A federated identity credential with the same issuer and subject already exists on this object.".into()
+}
+
+impl Store {
+    /// Every FIC of an owner, by name.
+    pub async fn federated_credentials(&self, owner_id: &Uuid) -> Result<Vec<FederatedCredential>> {
+        let rows: Vec<FicRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {FIC_COLUMNS} FROM federated_identity_credentials WHERE owner_id = $1 ORDER BY name"
+        )))
+        .bind(owner_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(FederatedCredential::try_from)
+            .collect()
+    }
+
+    /// One FIC of an owner, by id or by name.
+    pub async fn federated_credential(
+        &self,
+        owner_id: &Uuid,
+        id_or_name: &str,
+    ) -> Result<Option<FederatedCredential>> {
+        let row: Option<FicRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {FIC_COLUMNS} FROM federated_identity_credentials \
+             WHERE owner_id = $1 AND (id = $2 OR name = $2)"
+        )))
+        .bind(owner_id.to_string())
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(FederatedCredential::try_from).transpose()
+    }
+
+    /// Adds a FIC unless the owner already has `max` of them, or one with the same
+    /// name, or the same issuer and subject.
+    pub async fn create_federated_credential(
+        &self,
+        owner: FicOwner,
+        tenant_id: &Uuid,
+        fic: &FederatedCredential,
+        max: usize,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        lock_owner(&mut tx, owner, &fic.owner_id).await?;
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1",
+        )
+        .bind(fic.owner_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if count as usize >= max {
+            return Err(StoreError::Conflict(format!(
+                "This object already has the maximum of {max} federated identity credentials."
+            )));
+        }
+        let (same_name,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1 AND name = $2",
+        )
+        .bind(fic.owner_id.to_string())
+        .bind(&fic.name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if same_name > 0 {
+            return Err(StoreError::Conflict(format!(
+                "A federated identity credential named '{}' already exists on this object.",
+                fic.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO federated_identity_credentials \
+             (id, owner_id, tenant_id, name, issuer, subject, audiences, description, version, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
+        )
+        .bind(fic.id.to_string())
+        .bind(fic.owner_id.to_string())
+        .bind(tenant_id.to_string())
+        .bind(&fic.name)
+        .bind(&fic.issuer)
+        .bind(&fic.subject)
+        .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
+        .bind(&fic.description)
+        .bind(fic.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique(duplicate_pair()))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a FIC's issuer, subject, audiences and description if its version
+    /// is still `expected_version` (when given). The name never changes.
+    pub async fn update_federated_credential(
+        &self,
+        fic: &FederatedCredential,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let current: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM federated_identity_credentials WHERE id = $1")
+                .bind(fic.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((current,)) = current else {
+            return Err(StoreError::NotFound);
+        };
+        if expected_version.is_some_and(|v| v != current) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        let updated = sqlx::query(
+            "UPDATE federated_identity_credentials SET issuer = $2, subject = $3, audiences = $4, description = $5, \
+             version = version + 1 WHERE id = $1 AND version = $6",
+        )
+        .bind(fic.id.to_string())
+        .bind(&fic.issuer)
+        .bind(&fic.subject)
+        .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
+        .bind(&fic.description)
+        .bind(current)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique(duplicate_pair()))?
+        .rows_affected();
+        if updated != 1 {
+            return Err(StoreError::PreconditionFailed);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_federated_credential(
+        &self,
+        fic: &FederatedCredential,
+        expected_version: Option<i64>,
+    ) -> Result<()> {
+        let deleted = match expected_version {
+            Some(version) => sqlx::query(
+                "DELETE FROM federated_identity_credentials WHERE id = $1 AND version = $2",
+            )
+            .bind(fic.id.to_string())
+            .bind(version)
+            .execute(&self.pool)
+            .await?
+            .rows_affected(),
+            None => sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
+                .bind(fic.id.to_string())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        };
+        match (deleted, expected_version) {
+            (1, _) => Ok(()),
+            (_, Some(_)) => Err(StoreError::PreconditionFailed),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Stores an uploaded certificate's public part.
+    pub async fn add_key_credential(
+        &self,
+        application_id: &Uuid,
+        key: &KeyCredentialInfo,
+        certificate: &[u8],
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO key_credentials (key_id, application_id, display_name, certificate, thumbprint_sha1, \
+             thumbprint_sha256, start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(key.key_id.to_string())
+        .bind(application_id.to_string())
+        .bind(&key.display_name)
+        .bind(certificate)
+        .bind(&key.thumbprint_sha1)
+        .bind(&key.thumbprint_sha256)
+        .bind(key.start_at)
+        .bind(key.end_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn key_credentials(&self, application_id: &Uuid) -> Result<Vec<KeyCredentialInfo>> {
+        let rows: Vec<(String, Option<String>, String, String, i64, i64)> = sqlx::query_as(
+            "SELECT key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at FROM key_credentials \
+             WHERE application_id = $1 ORDER BY start_at, key_id",
+        )
+        .bind(application_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at)| {
+                    Ok(KeyCredentialInfo {
+                        key_id: parse_id(&key_id)?,
+                        display_name,
+                        thumbprint_sha1,
+                        thumbprint_sha256,
+                        start_at,
+                        end_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    pub async fn remove_key_credential(
+        &self,
+        application_id: &Uuid,
+        key_id: &Uuid,
+    ) -> Result<bool> {
+        let removed =
+            sqlx::query("DELETE FROM key_credentials WHERE application_id = $1 AND key_id = $2")
+                .bind(application_id.to_string())
+                .bind(key_id.to_string())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(removed == 1)
+    }
+}
+
+/// Takes the owner's row lock (PostgreSQL) or the write lock (SQLite) so that
+/// concurrent FIC creations on one owner are serialized and the limit holds.
+async fn lock_owner(conn: &mut AnyConnection, owner: FicOwner, owner_id: &Uuid) -> Result<()> {
+    let sql = match owner {
+        FicOwner::Application => "UPDATE applications SET version = version WHERE id = $1",
+        FicOwner::ManagedIdentity => {
+            "UPDATE managed_identities SET display_name = display_name WHERE id = $1"
+        }
+    };
+    let locked = sqlx::query(sql)
+        .bind(owner_id.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if locked == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
