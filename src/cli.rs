@@ -32,9 +32,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(args)?;
     crate::telemetry::init_logging(config.log_format, &config.log_level)?;
+    // Listen for signals before announcing readiness: a supervisor may send
+    // SIGTERM the moment it sees the banner.
+    let signals = ShutdownSignals::install()?;
     let server = Server::start(&config).await?;
     print_banner(&server);
-    shutdown_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     server.shutdown().await
 }
@@ -66,17 +69,25 @@ fn print_banner(server: &Server) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
+/// SIGINT (Ctrl-C) and SIGTERM, registered up front.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
     }
 }
