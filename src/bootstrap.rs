@@ -53,41 +53,12 @@ pub async fn bootstrap_if_empty(
     if store.meta_get("bootstrap").await?.is_some() {
         return Ok(None);
     }
-    let tenant = Tenant {
-        id: Uuid::new_v4(),
-        display_name: "Default Directory".to_string(),
-        created_at: now,
-    };
-    let tenant_keys = keys.initial_keys(&tenant.id, now)?;
-    let app_id = Uuid::new_v4();
-    let admin = NewApplication {
-        id: Uuid::new_v4().to_string(),
-        app_id: app_id.to_string(),
-        tenant_id: tenant.id.to_string(),
-        display_name: "wisp bootstrap administrator".to_string(),
-        sign_in_audience: SINGLE_TENANT.to_string(),
-        service_principal_id: Uuid::new_v4().to_string(),
-        created_at: now,
-    };
-    let secret = generate_client_secret();
-    let credential = NewPasswordCredential {
-        key_id: Uuid::new_v4().to_string(),
-        application_id: admin.id.clone(),
-        display_name: Some("bootstrap".to_string()),
-        hint: secret[..3].to_string(),
-        secret_hash: master_key.hash_secret(&secret),
-        start_at: now,
-        end_at: now + ADMIN_SECRET_LIFETIME_SECS,
-    };
-    let new = NewTenant {
-        tenant: &tenant,
-        keys: &tenant_keys,
-        admin: Some((&admin, &credential)),
-    };
+    let prepared = prepare_tenant(keys, master_key, "Default Directory", now)?;
+    let new = prepared.as_new_tenant();
     let info = BootstrapInfo {
-        tenant_id: tenant.id,
-        admin_client_id: app_id,
-        admin_client_secret: secret,
+        tenant_id: prepared.tenant.id,
+        admin_client_id: prepared.admin_client_id,
+        admin_client_secret: prepared.admin_client_secret.clone(),
         authority: authority.to_string(),
         ca_file,
     };
@@ -107,4 +78,69 @@ pub async fn bootstrap_if_empty(
     }
     let path = data_dir.publish_bootstrap(&staged)?;
     Ok(Some((info, path)))
+}
+
+/// A tenant ready to be stored: keys generated and sealed, an administrator
+/// application with a fresh secret (hashed for storage; the clear text is
+/// returned once to whoever asked for the tenant).
+pub struct PreparedTenant {
+    pub tenant: Tenant,
+    pub keys: Vec<crate::store::StoredSigningKey>,
+    pub admin: NewApplication,
+    pub credential: NewPasswordCredential,
+    pub admin_client_id: Uuid,
+    pub admin_client_secret: String,
+}
+
+impl PreparedTenant {
+    pub fn as_new_tenant(&self) -> NewTenant<'_> {
+        NewTenant {
+            tenant: &self.tenant,
+            keys: &self.keys,
+            admin: Some((&self.admin, &self.credential)),
+        }
+    }
+}
+
+/// Builds a new tenant named `display_name` with its first administrator.
+pub fn prepare_tenant(
+    keys: &KeyRing,
+    master_key: &MasterKey,
+    display_name: &str,
+    now: i64,
+) -> anyhow::Result<PreparedTenant> {
+    let tenant = Tenant {
+        id: Uuid::new_v4(),
+        display_name: display_name.to_string(),
+        created_at: now,
+    };
+    let tenant_keys = keys.initial_keys(&tenant.id, now)?;
+    let app_id = Uuid::new_v4();
+    let admin = NewApplication {
+        id: Uuid::new_v4().to_string(),
+        app_id: app_id.to_string(),
+        tenant_id: tenant.id.to_string(),
+        display_name: "wisp tenant administrator".to_string(),
+        sign_in_audience: SINGLE_TENANT.to_string(),
+        service_principal_id: Uuid::new_v4().to_string(),
+        created_at: now,
+    };
+    let secret = generate_client_secret();
+    let credential = NewPasswordCredential {
+        key_id: Uuid::new_v4().to_string(),
+        application_id: admin.id.clone(),
+        display_name: Some("first administrator".to_string()),
+        hint: secret[..3].to_string(),
+        secret_hash: master_key.hash_secret(&secret),
+        start_at: now,
+        end_at: now + ADMIN_SECRET_LIFETIME_SECS,
+    };
+    Ok(PreparedTenant {
+        tenant,
+        keys: tenant_keys,
+        admin,
+        credential,
+        admin_client_id: app_id,
+        admin_client_secret: secret,
+    })
 }

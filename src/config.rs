@@ -25,6 +25,7 @@ The TOML file uses the flag names with underscores, e.g.:
     log_format = \"json\"
     log_level = \"info\"
     signing_key_rotation = \"30d\"
+    max_federated_credentials = 20
 
 Master key: private keys are sealed at rest under a 32-byte master key. By default
 it is generated into DATA_DIR/master.key (mode 0600). Processes that share one
@@ -84,6 +85,11 @@ pub struct ServeArgs {
     /// `12h` (at least 1h) [default: 30d]
     #[arg(long, env = "WISP_SIGNING_KEY_ROTATION", value_name = "DURATION")]
     pub signing_key_rotation: Option<String>,
+
+    /// Most federated identity credentials per application or managed identity
+    /// (Entra's limit is 20) [default: 20]
+    #[arg(long, env = "WISP_MAX_FEDERATED_CREDENTIALS", value_name = "N")]
+    pub max_federated_credentials: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -108,6 +114,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     signing_key_rotation: Option<String>,
+    max_federated_credentials: Option<usize>,
 }
 
 /// How the listener speaks TLS.
@@ -137,6 +144,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub signing_key_rotation_secs: i64,
+    pub max_federated_credentials: usize,
     /// `WISP_MASTER_KEY`, base64. `None`: the data folder's key file.
     pub master_key: Option<String>,
 }
@@ -221,7 +229,15 @@ impl Config {
         if !(3600..=366 * 24 * 3600).contains(&signing_key_rotation_secs) {
             bail!("the signing key rotation period must be between 1h and 366d, not {rotation}");
         }
+        let max_federated_credentials = args
+            .max_federated_credentials
+            .or(file.max_federated_credentials)
+            .unwrap_or(crate::directory::validation::DEFAULT_MAX_FICS_PER_OWNER);
+        if !(1..=1000).contains(&max_federated_credentials) {
+            bail!("--max-federated-credentials must be between 1 and 1000");
+        }
         Ok(Config {
+            max_federated_credentials,
             data_dir,
             listen,
             public_url,

@@ -147,6 +147,35 @@ pub fn x5t_sha256(der: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der))
 }
 
+/// An X.509 certificate given as PEM or as base64 DER (Graph's `key`), checked
+/// to parse as a certificate. Returns its DER.
+pub fn parse_certificate(text: &str) -> Result<Vec<u8>, String> {
+    let text = text.trim();
+    let der = if text.starts_with("-----BEGIN") {
+        let body: String = text
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        if body.is_empty() {
+            return Err("The key is PEM but holds no CERTIFICATE block.".into());
+        }
+        STANDARD
+            .decode(body)
+            .map_err(|_| "The certificate's PEM body is not valid base64.".to_string())?
+    } else {
+        STANDARD
+            .decode(text)
+            .map_err(|_| "The key must be a PEM certificate or base64-encoded DER.".to_string())?
+    };
+    let cert = rustls_pki_types::CertificateDer::from(der.as_slice());
+    webpki::EndEntityCert::try_from(&cert)
+        .map_err(|e| format!("The key is not a valid X.509 certificate: {e:?}."))?;
+    Ok(der)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,6 +116,7 @@ impl Server {
             keys,
             metrics: telemetry::metrics_handle(),
             jwks_max_age: (policy.publish_ahead / 2).clamp(60, 86400),
+            max_fics_per_owner: config.max_federated_credentials,
         });
         let router = http::router(app.clone());
         let make_service = router.into_make_service_with_connect_info::<SocketAddr>();

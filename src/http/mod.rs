@@ -2,6 +2,7 @@
 //! one place; handlers translate requests into calls on plain Rust modules and
 //! their results into Entra-shaped responses.
 
+mod admin;
 mod context;
 mod discovery;
 pub mod error;
@@ -38,6 +39,7 @@ pub fn router(app: AppState) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
         .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .merge(admin::routes())
         .route_layer(middleware::from_fn(context::record_metrics))
         .fallback(not_found)
         .layer(middleware::from_fn(context::assign_ids))

@@ -4,8 +4,17 @@
 use sqlx::{AnyConnection, Connection};
 use uuid::Uuid;
 
+use super::audit::{DirectoryAudit, insert_audit};
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
-use crate::directory::{AppRole, Application, PasswordCredentialInfo};
+use crate::directory::{AppRole, Application, KeyCredentialInfo, PasswordCredentialInfo};
+
+/// Certificates to add to and remove from an application with an update.
+#[derive(Debug, Default)]
+pub struct KeyCredentialChanges {
+    /// Public metadata and the certificate's DER.
+    pub add: Vec<(KeyCredentialInfo, Vec<u8>)>,
+    pub remove: Vec<Uuid>,
+}
 
 /// An application to create, together with its service principal in its home tenant.
 #[derive(Debug, Clone)]
@@ -83,6 +92,7 @@ impl Store {
         &self,
         app: &Application,
         service_principal_id: &Uuid,
+        audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -97,6 +107,7 @@ impl Store {
         };
         insert_application(&mut tx, &new).await?;
         write_app_attributes(&mut tx, app).await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -179,6 +190,8 @@ impl Store {
         &self,
         app: &Application,
         expected_version: Option<i64>,
+        keys: &KeyCredentialChanges,
+        audit: &DirectoryAudit,
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -217,6 +230,17 @@ impl Store {
             .bind(&app.display_name)
             .execute(&mut *tx)
             .await?;
+        for key_id in &keys.remove {
+            sqlx::query("DELETE FROM key_credentials WHERE application_id = $1 AND key_id = $2")
+                .bind(app.id.to_string())
+                .bind(key_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, certificate) in &keys.add {
+            super::credentials::insert_key_credential(&mut tx, &app.id, key, certificate).await?;
+        }
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(current + 1)
     }
@@ -227,6 +251,7 @@ impl Store {
         &self,
         app: &Application,
         expected_version: Option<i64>,
+        audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -254,14 +279,23 @@ impl Store {
             .bind(app.id.to_string())
             .execute(&mut *tx)
             .await?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Adds a client secret (its hash) to an application.
-    pub async fn add_password_credential(&self, cred: &NewPasswordCredential) -> Result<()> {
+    pub async fn add_password_credential(
+        &self,
+        cred: &NewPasswordCredential,
+        audit: &DirectoryAudit,
+    ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_password_credential(&mut conn, cred).await
+        let mut tx = conn.begin().await?;
+        insert_password_credential(&mut tx, cred).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Removes a client secret. `false`: no such secret on this application.
@@ -269,15 +303,22 @@ impl Store {
         &self,
         application_id: &Uuid,
         key_id: &Uuid,
+        audit: &DirectoryAudit,
     ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let removed = sqlx::query(
             "DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2",
         )
         .bind(application_id.to_string())
         .bind(key_id.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        if removed == 1 {
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
         Ok(removed == 1)
     }
 

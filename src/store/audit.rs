@@ -21,9 +21,13 @@ pub struct DirectoryAudit {
     pub correlation_id: String,
 }
 
-impl Store {
-    pub async fn record_directory_audit(&self, event: &DirectoryAudit) -> Result<()> {
-        sqlx::query(
+/// Writes an audit event inside the caller's transaction, so a change and its
+/// record commit together or not at all.
+pub(super) async fn insert_audit(
+    conn: &mut sqlx::AnyConnection,
+    event: &DirectoryAudit,
+) -> Result<()> {
+    sqlx::query(
             "INSERT INTO directory_audits (id, tenant_id, at, seq, actor_app_id, activity, target_type, target_id, \
              old_value, new_value, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
@@ -38,11 +42,12 @@ impl Store {
         .bind(&event.old_value)
         .bind(&event.new_value)
         .bind(&event.correlation_id)
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
-        Ok(())
-    }
+    Ok(())
+}
 
+impl Store {
     /// A tenant's audit events, newest first, at most `top`, older than the
     /// `(at, seq, id)` cursor when given.
     pub async fn directory_audits(

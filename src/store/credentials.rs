@@ -4,6 +4,7 @@
 use sqlx::{AnyConnection, Connection};
 use uuid::Uuid;
 
+use super::audit::{DirectoryAudit, insert_audit};
 use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{FederatedCredential, KeyCredentialInfo};
 
@@ -92,6 +93,7 @@ impl Store {
         tenant_id: &Uuid,
         fic: &FederatedCredential,
         max: usize,
+        audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -137,6 +139,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_pair()))?;
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -147,6 +150,7 @@ impl Store {
         &self,
         fic: &FederatedCredential,
         expected_version: Option<i64>,
+        audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -178,6 +182,7 @@ impl Store {
         if updated != 1 {
             return Err(StoreError::PreconditionFailed);
         }
+        insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,50 +191,27 @@ impl Store {
         &self,
         fic: &FederatedCredential,
         expected_version: Option<i64>,
+        audit: &DirectoryAudit,
     ) -> Result<()> {
-        let deleted = match expected_version {
-            Some(version) => sqlx::query(
-                "DELETE FROM federated_identity_credentials WHERE id = $1 AND version = $2",
-            )
-            .bind(fic.id.to_string())
-            .bind(version)
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
-            None => sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let current: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM federated_identity_credentials WHERE id = $1")
                 .bind(fic.id.to_string())
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((current,)) = current else {
+            return Err(StoreError::NotFound);
         };
-        match (deleted, expected_version) {
-            (1, _) => Ok(()),
-            (_, Some(_)) => Err(StoreError::PreconditionFailed),
-            _ => Err(StoreError::NotFound),
+        if expected_version.is_some_and(|v| v != current) {
+            return Err(StoreError::PreconditionFailed);
         }
-    }
-
-    /// Stores an uploaded certificate's public part.
-    pub async fn add_key_credential(
-        &self,
-        application_id: &Uuid,
-        key: &KeyCredentialInfo,
-        certificate: &[u8],
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO key_credentials (key_id, application_id, display_name, certificate, thumbprint_sha1, \
-             thumbprint_sha256, start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(key.key_id.to_string())
-        .bind(application_id.to_string())
-        .bind(&key.display_name)
-        .bind(certificate)
-        .bind(&key.thumbprint_sha1)
-        .bind(&key.thumbprint_sha256)
-        .bind(key.start_at)
-        .bind(key.end_at)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
+            .bind(fic.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -256,21 +238,30 @@ impl Store {
             )
             .collect()
     }
+}
 
-    pub async fn remove_key_credential(
-        &self,
-        application_id: &Uuid,
-        key_id: &Uuid,
-    ) -> Result<bool> {
-        let removed =
-            sqlx::query("DELETE FROM key_credentials WHERE application_id = $1 AND key_id = $2")
-                .bind(application_id.to_string())
-                .bind(key_id.to_string())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        Ok(removed == 1)
-    }
+/// Stores an uploaded certificate's public part inside the caller's transaction.
+pub(super) async fn insert_key_credential(
+    conn: &mut AnyConnection,
+    application_id: &Uuid,
+    key: &KeyCredentialInfo,
+    certificate: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO key_credentials (key_id, application_id, display_name, certificate, thumbprint_sha1, \
+         thumbprint_sha256, start_at, end_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(key.key_id.to_string())
+    .bind(application_id.to_string())
+    .bind(&key.display_name)
+    .bind(certificate)
+    .bind(&key.thumbprint_sha1)
+    .bind(&key.thumbprint_sha256)
+    .bind(key.start_at)
+    .bind(key.end_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Takes the owner's row lock (PostgreSQL) or the write lock (SQLite) so that

@@ -14,7 +14,9 @@ mod principals;
 mod signing_keys;
 mod tenants;
 
-pub use applications::{NewApplication, NewPasswordCredential, StoredPasswordCredential};
+pub use applications::{
+    KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential,
+};
 pub use audit::DirectoryAudit;
 pub use credentials::FicOwner;
 pub use signing_keys::{KeyChange, StoredSigningKey};

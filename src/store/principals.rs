@@ -4,8 +4,10 @@
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
+use super::audit::{DirectoryAudit, insert_audit};
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{AppRoleAssignment, ServicePrincipal};
+use sqlx::Connection;
 
 #[derive(sqlx::FromRow)]
 struct PrincipalRow {
@@ -113,10 +115,15 @@ impl Store {
     }
 
     /// Creates a service principal (provisioning an application in a tenant).
-    pub async fn create_service_principal(&self, sp: &ServicePrincipal) -> Result<()> {
+    pub async fn create_service_principal(
+        &self,
+        sp: &ServicePrincipal,
+        audit: &DirectoryAudit,
+    ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         insert_service_principal(
-            &mut conn,
+            &mut tx,
             &sp.id.to_string(),
             &sp.tenant_id.to_string(),
             &sp.app_id,
@@ -124,24 +131,46 @@ impl Store {
             &sp.principal_type,
             sp.created_at,
         )
-        .await
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deletes a service principal and (by cascade) its role assignments.
-    pub async fn delete_service_principal(&self, tenant_id: &Uuid, id: &Uuid) -> Result<bool> {
+    pub async fn delete_service_principal(
+        &self,
+        tenant_id: &Uuid,
+        id: &Uuid,
+        audit: &DirectoryAudit,
+    ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let deleted =
             sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id.to_string())
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        if deleted == 1 {
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
         Ok(deleted == 1)
     }
 
-    pub async fn create_app_role_assignment(&self, assignment: &AppRoleAssignment) -> Result<()> {
+    pub async fn create_app_role_assignment(
+        &self,
+        assignment: &AppRoleAssignment,
+        audit: &DirectoryAudit,
+    ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_app_role_assignment(&mut conn, assignment).await
+        let mut tx = conn.begin().await?;
+        insert_app_role_assignment(&mut tx, assignment).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Assignments on a resource (its `appRoleAssignedTo`).
@@ -182,15 +211,22 @@ impl Store {
         tenant_id: &Uuid,
         resource_id: &Uuid,
         id: &Uuid,
+        audit: &DirectoryAudit,
     ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let deleted =
             sqlx::query("DELETE FROM app_role_assignments WHERE tenant_id = $1 AND resource_id = $2 AND id = $3")
                 .bind(tenant_id.to_string())
                 .bind(resource_id.to_string())
                 .bind(id.to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        if deleted == 1 {
+            insert_audit(&mut tx, audit).await?;
+            tx.commit().await?;
+        }
         Ok(deleted == 1)
     }
 }

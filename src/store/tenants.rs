@@ -6,6 +6,13 @@ use super::signing_keys::insert_signing_key;
 use super::{Result, Store, StoredSigningKey};
 use crate::directory::{AppRoleAssignment, Tenant, builtin};
 
+/// What a tenant allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// New client secrets are refused (secrets are the weak link FICs replace).
+    pub block_password_credentials: bool,
+}
+
 #[derive(sqlx::FromRow)]
 struct TenantRow {
     id: String,
@@ -41,6 +48,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(Tenant::try_from).collect()
+    }
+
+    /// The tenant's credential policy.
+    pub async fn tenant_policy(&self, id: &uuid::Uuid) -> Result<TenantPolicy> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT block_password_credentials FROM tenants WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (block,) = row.ok_or(super::StoreError::NotFound)?;
+        Ok(TenantPolicy {
+            block_password_credentials: block != 0,
+        })
     }
 
     /// The signing-key generation of every tenant, for cheap change detection.
@@ -80,12 +100,20 @@ pub struct NewTenant<'a> {
 }
 
 impl Store {
-    /// Creates a tenant (keys, admin application) in one transaction.
-    pub async fn create_tenant(&self, new: &NewTenant<'_>) -> Result<()> {
+    /// Creates a tenant (keys, admin application) in one transaction, with its
+    /// audit record when an administrator asked for it.
+    pub async fn create_tenant(
+        &self,
+        new: &NewTenant<'_>,
+        audit: Option<&super::DirectoryAudit>,
+    ) -> Result<()> {
         use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         insert_tenant_with_admin(&mut tx, new).await?;
+        if let Some(audit) = audit {
+            super::audit::insert_audit(&mut tx, audit).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -52,11 +52,14 @@ async fn two_processes_rotate_once_and_converge() {
         };
         let keys = a.initial_keys(&tenant.id, T0).unwrap();
         store_a
-            .create_tenant(&NewTenant {
-                tenant: &tenant,
-                keys: &keys,
-                admin: None,
-            })
+            .create_tenant(
+                &NewTenant {
+                    tenant: &tenant,
+                    keys: &keys,
+                    admin: None,
+                },
+                None,
+            )
             .await
             .unwrap();
 
@@ -152,11 +155,14 @@ async fn keys_sealed_under_another_master_key_do_not_load() {
         };
         let keys = right.initial_keys(&tenant.id, T0).unwrap();
         store
-            .create_tenant(&NewTenant {
-                tenant: &tenant,
-                keys: &keys,
-                admin: None,
-            })
+            .create_tenant(
+                &NewTenant {
+                    tenant: &tenant,
+                    keys: &keys,
+                    admin: None,
+                },
+                None,
+            )
             .await
             .unwrap();
         assert!(right.tenant(&tenant.id).await.unwrap().is_some());

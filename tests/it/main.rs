@@ -6,7 +6,9 @@
 
 mod support;
 
+mod admin; // the admin API: Graph-shaped CRUD, rules, auth, isolation, audit
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod keys; // signing-key rotation across several processes sharing one database
 mod startup; // the real binary: restart, bootstrap once, bad input and faults
 mod store; // the store on both backends
+mod token; // the token endpoint with client secrets: claims and refusals

@@ -45,11 +45,14 @@ async fn migrations_are_idempotent_and_tenants_round_trip() {
             fake_key(&t, &format!("k2-{}", t.id), "next"),
         ];
         store
-            .create_tenant(&NewTenant {
-                tenant: &t,
-                keys: &keys,
-                admin: None,
-            })
+            .create_tenant(
+                &NewTenant {
+                    tenant: &t,
+                    keys: &keys,
+                    admin: None,
+                },
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -153,11 +156,14 @@ async fn key_changes_are_compare_and_swap_on_the_generation() {
             fake_key(&t, &format!("nxt-{}", t.id), "next"),
         ];
         store
-            .create_tenant(&NewTenant {
-                tenant: &t,
-                keys: &keys,
-                admin: None,
-            })
+            .create_tenant(
+                &NewTenant {
+                    tenant: &t,
+                    keys: &keys,
+                    admin: None,
+                },
+                None,
+            )
             .await
             .unwrap();
         let id = t.id.to_string();
@@ -231,11 +237,14 @@ async fn the_schema_enforces_one_current_key_per_tenant() {
             fake_key(&t, &format!("c2-{}", t.id), "current"),
         ];
         let result = store
-            .create_tenant(&NewTenant {
-                tenant: &t,
-                keys: &keys,
-                admin: None,
-            })
+            .create_tenant(
+                &NewTenant {
+                    tenant: &t,
+                    keys: &keys,
+                    admin: None,
+                },
+                None,
+            )
             .await;
         assert!(result.is_err(), "{}: two current keys refused", db.backend);
         assert_eq!(

@@ -40,6 +40,147 @@ impl TestServer {
             .await
             .expect("request reaches the server")
     }
+
+    /// The bootstrap administrator's client id and secret.
+    pub fn admin_credentials(&self) -> (String, String) {
+        let info = &self
+            .server
+            .bootstrap
+            .as_ref()
+            .expect("this server bootstrapped")
+            .0;
+        (
+            info.admin_client_id.to_string(),
+            info.admin_client_secret.clone(),
+        )
+    }
+
+    /// A client-credentials request with a secret; returns the raw response.
+    pub async fn token_with_secret(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// An admin API session as the bootstrap administrator.
+    pub async fn admin(&self) -> Admin {
+        let (id, secret) = self.admin_credentials();
+        self.admin_as(&self.tenant_id(), &id, &secret).await
+    }
+
+    /// An admin API session for any client holding admin API roles.
+    pub async fn admin_as(&self, tenant: &str, client_id: &str, secret: &str) -> Admin {
+        let response = self
+            .token_with_secret(tenant, client_id, secret, "api://wisp-admin/.default")
+            .await;
+        assert_eq!(response.status(), 200, "admin token for {client_id}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        Admin {
+            client: self.client.clone(),
+            base: self.base_url.clone(),
+            token: body["access_token"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// A bearer-token session against the admin API.
+#[derive(Clone)]
+pub struct Admin {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+/// A response's status, headers and JSON body (Null when empty).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    pub fn etag(&self) -> String {
+        self.headers
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn error_message(&self) -> String {
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Admin {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut request = self.client.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::PATCH, path, Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, path, None, &[]).await
+    }
 }
 
 /// Settings for a test server: loopback port 0, generated TLS, a temp data folder.
@@ -54,6 +195,7 @@ pub fn test_config(data_dir: &Path, database_url: Option<String>) -> Config {
         log_format: LogFormat::Human,
         log_level: "warn".into(),
         signing_key_rotation_secs: 30 * 86400,
+        max_federated_credentials: 20,
         master_key: None,
     }
 }

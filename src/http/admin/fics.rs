@@ -1,0 +1,308 @@
+//! `/v1.0/applications/{id}/federatedIdentityCredentials`: Graph's
+//! federatedIdentityCredential, with Graph's rules (name 3–120 characters and
+//! immutable, exactly one audience, issuer+subject unique per owner, at most
+//! `max_fics_per_owner` per owner). A change is in the database when the
+//! response is sent, so the next token request on any process sees it.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{
+    AdminError, AdminResult, Caller, GraphError, OrFail, Permission, json_response, no_content,
+    parse_body,
+};
+use crate::app::AppState;
+use crate::directory::{FederatedCredential, validation};
+use crate::store::FicOwner;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FicBody {
+    #[serde(rename = "@odata.type")]
+    _odata_type: Option<String>,
+    #[serde(rename = "id")]
+    _id: Option<String>,
+    name: Option<String>,
+    issuer: Option<String>,
+    subject: Option<String>,
+    audiences: Option<Vec<String>>,
+    description: Option<Value>,
+}
+
+fn to_json(context: &str, fic: &FederatedCredential) -> Value {
+    json!({
+        "@odata.context": context,
+        "@odata.etag": super::etag(fic.version),
+        "id": fic.id,
+        "name": fic.name,
+        "issuer": fic.issuer,
+        "subject": fic.subject,
+        "description": fic.description,
+        "audiences": fic.audiences,
+    })
+}
+
+/// The owner a FIC request addresses: kind, id, and the `@odata.context` stem.
+struct Owner {
+    kind: FicOwner,
+    id: Uuid,
+    context: String,
+}
+
+async fn application_owner(app: &AppState, caller: &Caller, id: &str) -> Result<Owner, AdminError> {
+    let application = super::applications::load(app, caller, id).await?;
+    Ok(Owner {
+        kind: FicOwner::Application,
+        id: application.id,
+        context: format!(
+            "{}/v1.0/$metadata#applications('{}')/federatedIdentityCredentials",
+            app.public_url, application.id
+        ),
+    })
+}
+
+async fn find(
+    app: &AppState,
+    caller: &Caller,
+    owner: &Owner,
+    fic: &str,
+) -> Result<FederatedCredential, AdminError> {
+    app.store
+        .federated_credential(&owner.id, fic)
+        .await
+        .or_fail(caller)?
+        .ok_or_else(|| GraphError::not_found("federatedIdentityCredential", fic))
+        .or_fail(caller)
+}
+
+/// Validates the fields of a create or update.
+fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
+    let bad = GraphError::bad_request;
+    validation::fic_issuer(&fic.issuer).map_err(bad)?;
+    validation::fic_subject(&fic.subject).map_err(bad)?;
+    validation::fic_audiences(&fic.audiences).map_err(bad)?;
+    if let Some(description) = &fic.description {
+        validation::fic_description(description).map_err(bad)?;
+    }
+    Ok(())
+}
+
+fn description(
+    value: &Option<Value>,
+    current: Option<String>,
+) -> Result<Option<String>, GraphError> {
+    match value {
+        None => Ok(current),
+        Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(GraphError::bad_request("description must be a string.")),
+    }
+}
+
+async fn list(app: AppState, caller: Caller, owner: Owner) -> AdminResult {
+    let fics = app
+        .store
+        .federated_credentials(&owner.id)
+        .await
+        .or_fail(&caller)?;
+    let values: Vec<Value> = fics
+        .iter()
+        .map(|f| {
+            let mut v = to_json("", f);
+            v.as_object_mut().expect("object").remove("@odata.context");
+            v
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "@odata.context": owner.context, "value": values }),
+        None,
+    ))
+}
+
+async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> AdminResult {
+    let body: FicBody = parse_body(&body).or_fail(&caller)?;
+    let required = |field: &Option<String>, name: &str| {
+        field
+            .clone()
+            .ok_or_else(|| GraphError::bad_request(format!("{name} is required.")))
+    };
+    let name = required(&body.name, "name").or_fail(&caller)?;
+    validation::fic_name(&name)
+        .map_err(GraphError::bad_request)
+        .or_fail(&caller)?;
+    let fic = FederatedCredential {
+        id: Uuid::new_v4(),
+        owner_id: owner.id,
+        name,
+        issuer: required(&body.issuer, "issuer").or_fail(&caller)?,
+        subject: required(&body.subject, "subject").or_fail(&caller)?,
+        audiences: body
+            .audiences
+            .clone()
+            .unwrap_or_else(|| vec![validation::TOKEN_EXCHANGE_AUDIENCE.to_string()]),
+        description: description(&body.description, None).or_fail(&caller)?,
+        version: 1,
+        created_at: crate::clock::now(),
+    };
+    validate(&fic).or_fail(&caller)?;
+    let value = to_json(&format!("{}/$entity", owner.context), &fic);
+    let audit = caller.audit(
+        "Add federated identity credential",
+        "FederatedIdentityCredential",
+        &fic.id.to_string(),
+        None,
+        Some(&value),
+    );
+    app.store
+        .create_federated_credential(
+            owner.kind,
+            &caller.tenant_id,
+            &fic,
+            app.max_fics_per_owner,
+            &audit,
+        )
+        .await
+        .or_fail(&caller)?;
+    Ok(json_response(StatusCode::CREATED, value, Some(fic.version)))
+}
+
+async fn update(
+    app: AppState,
+    caller: Caller,
+    owner: Owner,
+    fic: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AdminResult {
+    let expected = super::if_match(&headers).or_fail(&caller)?;
+    let body: FicBody = parse_body(&body).or_fail(&caller)?;
+    let before = find(&app, &caller, &owner, &fic).await?;
+    if body.name.as_ref().is_some_and(|n| *n != before.name) {
+        return Err(GraphError::bad_request(
+            "The name of a federated identity credential cannot be changed.",
+        ))
+        .or_fail(&caller);
+    }
+    let mut after = before.clone();
+    if let Some(issuer) = &body.issuer {
+        after.issuer = issuer.clone();
+    }
+    if let Some(subject) = &body.subject {
+        after.subject = subject.clone();
+    }
+    if let Some(audiences) = &body.audiences {
+        after.audiences = audiences.clone();
+    }
+    after.description =
+        description(&body.description, before.description.clone()).or_fail(&caller)?;
+    validate(&after).or_fail(&caller)?;
+    let audit = caller.audit(
+        "Update federated identity credential",
+        "FederatedIdentityCredential",
+        &before.id.to_string(),
+        Some(&to_json("", &before)),
+        Some(&to_json("", &after)),
+    );
+    app.store
+        .update_federated_credential(&after, expected, &audit)
+        .await
+        .or_fail(&caller)?;
+    Ok(no_content(Some(before.version + 1)))
+}
+
+async fn delete(
+    app: AppState,
+    caller: Caller,
+    owner: Owner,
+    fic: String,
+    headers: HeaderMap,
+) -> AdminResult {
+    let expected = super::if_match(&headers).or_fail(&caller)?;
+    let existing = find(&app, &caller, &owner, &fic).await?;
+    let audit = caller.audit(
+        "Delete federated identity credential",
+        "FederatedIdentityCredential",
+        &existing.id.to_string(),
+        Some(&to_json("", &existing)),
+        None,
+    );
+    app.store
+        .delete_federated_credential(&existing, expected, &audit)
+        .await
+        .or_fail(&caller)?;
+    Ok(no_content(None))
+}
+
+pub async fn list_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> AdminResult {
+    caller
+        .require(Permission::ReadApplications)
+        .or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    list(app, caller, owner).await
+}
+
+pub async fn create_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    caller
+        .require(Permission::WriteApplications)
+        .or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    create(app, caller, owner, body).await
+}
+
+pub async fn get_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+) -> AdminResult {
+    caller
+        .require(Permission::ReadApplications)
+        .or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    let found = find(&app, &caller, &owner, &fic).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        to_json(&format!("{}/$entity", owner.context), &found),
+        Some(found.version),
+    ))
+}
+
+pub async fn update_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AdminResult {
+    caller
+        .require(Permission::WriteApplications)
+        .or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    update(app, caller, owner, fic, headers, body).await
+}
+
+pub async fn delete_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AdminResult {
+    caller
+        .require(Permission::WriteApplications)
+        .or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    delete(app, caller, owner, fic, headers).await
+}

@@ -1,0 +1,106 @@
+//! `/v1.0/tenants`: the bootstrap tenant's administrators create and list
+//! tenants. A new tenant's first administrator credential is returned once.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    AdminResult, Caller, GraphError, OrFail, Permission, datetime, json_response, parse_body,
+};
+use crate::app::AppState;
+use crate::directory::validation;
+
+/// 403 unless the caller is an administrator of the bootstrap tenant.
+async fn require_bootstrap_tenant(
+    app: &AppState,
+    caller: &Caller,
+) -> Result<(), super::AdminError> {
+    let bootstrap = app.store.meta_get("bootstrap").await.or_fail(caller)?;
+    if bootstrap.as_deref() != Some(caller.tenant_id.to_string().as_str()) {
+        return Err(GraphError::new(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            "Only administrators of the bootstrap tenant may manage tenants.",
+        ))
+        .or_fail(caller);
+    }
+    Ok(())
+}
+
+pub async fn list(State(app): State<AppState>, caller: Caller) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    require_bootstrap_tenant(&app, &caller).await?;
+    let tenants = app.store.tenants().await.or_fail(&caller)?;
+    let values: Vec<_> = tenants
+        .iter()
+        .map(|t| json!({"id": t.id, "displayName": t.display_name, "createdDateTime": datetime(t.created_at)}))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"@odata.context": format!("{}/v1.0/$metadata#tenants", app.public_url), "value": values}),
+        None,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateBody {
+    display_name: String,
+}
+
+pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
+    caller
+        .require(Permission::WriteDirectory)
+        .or_fail(&caller)?;
+    require_bootstrap_tenant(&app, &caller).await?;
+    let body: CreateBody = parse_body(&body).or_fail(&caller)?;
+    validation::display_name(&body.display_name)
+        .map_err(GraphError::bad_request)
+        .or_fail(&caller)?;
+    let now = crate::clock::now();
+    // RSA key generation takes tens of milliseconds: keep it off the async workers.
+    let worker = app.clone();
+    let name = body.display_name.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        crate::bootstrap::prepare_tenant(&worker.keys, &worker.master_key, &name, now)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .and_then(|r| r)
+    .map_err(|e| {
+        tracing::error!(error = %e, "cannot prepare a tenant");
+        GraphError::unavailable()
+    })
+    .or_fail(&caller)?;
+    let public = json!({
+        "id": prepared.tenant.id,
+        "displayName": prepared.tenant.display_name,
+        "createdDateTime": datetime(now),
+        "adminClientId": prepared.admin_client_id,
+    });
+    let audit = caller.audit(
+        "Add tenant",
+        "Tenant",
+        &prepared.tenant.id.to_string(),
+        None,
+        Some(&public),
+    );
+    app.store
+        .create_tenant(&prepared.as_new_tenant(), Some(&audit))
+        .await
+        .or_fail(&caller)?;
+    let body = json!({
+        "@odata.context": format!("{}/v1.0/$metadata#tenants/$entity", app.public_url),
+        "id": prepared.tenant.id,
+        "displayName": prepared.tenant.display_name,
+        "createdDateTime": datetime(now),
+        "adminCredential": {
+            "clientId": prepared.admin_client_id,
+            "clientSecret": prepared.admin_client_secret,
+        },
+    });
+    Ok(json_response(StatusCode::CREATED, body, None))
+}
