@@ -94,11 +94,7 @@ pub struct PreparedTenant {
 
 impl PreparedTenant {
     pub fn as_new_tenant(&self) -> NewTenant<'_> {
-        NewTenant {
-            tenant: &self.tenant,
-            keys: &self.keys,
-            admin: Some((&self.admin, &self.credential)),
-        }
+        NewTenant { tenant: &self.tenant, keys: &self.keys, admin: Some((&self.admin, &self.credential)) }
     }
 }
 
@@ -109,11 +105,7 @@ pub fn prepare_tenant(
     display_name: &str,
     now: i64,
 ) -> anyhow::Result<PreparedTenant> {
-    let tenant = Tenant {
-        id: Uuid::new_v4(),
-        display_name: display_name.to_string(),
-        created_at: now,
-    };
+    let tenant = Tenant { id: Uuid::new_v4(), display_name: display_name.to_string(), created_at: now };
     let tenant_keys = keys.initial_keys(&tenant.id, now)?;
     let app_id = Uuid::new_v4();
     let admin = NewApplication {

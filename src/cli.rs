@@ -6,11 +6,7 @@ use crate::config::{Config, ServeArgs};
 use crate::server::Server;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "wisp",
-    version,
-    about = "Self-hosted security token service for secretless workload identity"
-)]
+#[command(name = "wisp", version, about = "Self-hosted security token service for secretless workload identity")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -48,15 +44,8 @@ fn print_banner(server: &Server) {
         Some((info, path)) => {
             println!("wisp is running at {url}");
             println!("  first tenant:   {}", info.tenant_id);
-            println!(
-                "  admin client:   {} (secret in {})",
-                info.admin_client_id,
-                path.display()
-            );
-            println!(
-                "  discovery:      {url}/{}/v2.0/.well-known/openid-configuration",
-                info.tenant_id
-            );
+            println!("  admin client:   {} (secret in {})", info.admin_client_id, path.display());
+            println!("  discovery:      {url}/{}/v2.0/.well-known/openid-configuration", info.tenant_id);
         }
         None => println!("wisp is running at {url}"),
     }
@@ -78,10 +67,7 @@ struct ShutdownSignals {
 impl ShutdownSignals {
     fn install() -> anyhow::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
     async fn wait(mut self) {

@@ -155,15 +155,9 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(crate::store::redact_url),
-            )
+            .field("database_url", &self.database_url.as_deref().map(crate::store::redact_url))
             .field("tls", &self.tls)
-            .field(
-                "master_key",
-                &self.master_key.as_ref().map(|_| "(from WISP_MASTER_KEY)"),
-            )
+            .field("master_key", &self.master_key.as_ref().map(|_| "(from WISP_MASTER_KEY)"))
             .finish_non_exhaustive()
     }
 }
@@ -176,34 +170,20 @@ impl Config {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        let master_key = std::env::var("WISP_MASTER_KEY")
-            .ok()
-            .filter(|v| !v.trim().is_empty());
+        let master_key = std::env::var("WISP_MASTER_KEY").ok().filter(|v| !v.trim().is_empty());
         Self::merge(args, file, master_key)
     }
 
-    fn merge(
-        args: ServeArgs,
-        file: FileConfig,
-        master_key: Option<String>,
-    ) -> anyhow::Result<Config> {
-        let data_dir = args
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("wisp-data"));
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+    fn merge(args: ServeArgs, file: FileConfig, master_key: Option<String>) -> anyhow::Result<Config> {
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("wisp-data"));
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
         let insecure_http = args.insecure_http.or(file.insecure_http).unwrap_or(false);
         let tls_cert = args.tls_cert.or(file.tls_cert);
         let tls_key = args.tls_key.or(file.tls_key);
         let tls = match (insecure_http, tls_cert, tls_key) {
             (true, None, None) => {
                 if !listen.ip().is_loopback() {
-                    bail!(
-                        "plain HTTP (--insecure-http) is allowed only on a loopback address, not {listen}"
-                    );
+                    bail!("plain HTTP (--insecure-http) is allowed only on a loopback address, not {listen}");
                 }
                 TlsMode::Disabled
             }
@@ -220,12 +200,9 @@ impl Config {
                 format!("{scheme}://localhost:{}", listen.port())
             }
         };
-        let rotation = args
-            .signing_key_rotation
-            .or(file.signing_key_rotation)
-            .unwrap_or_else(|| "30d".to_string());
-        let signing_key_rotation_secs = parse_duration(&rotation)
-            .with_context(|| format!("invalid signing key rotation period {rotation:?}"))?;
+        let rotation = args.signing_key_rotation.or(file.signing_key_rotation).unwrap_or_else(|| "30d".to_string());
+        let signing_key_rotation_secs =
+            parse_duration(&rotation).with_context(|| format!("invalid signing key rotation period {rotation:?}"))?;
         if !(3600..=366 * 24 * 3600).contains(&signing_key_rotation_secs) {
             bail!("the signing key rotation period must be between 1h and 366d, not {rotation}");
         }
@@ -242,16 +219,10 @@ impl Config {
             listen,
             public_url,
             public_url_explicit,
-            database_url: args
-                .database_url
-                .or(file.database_url)
-                .filter(|u| !u.is_empty()),
+            database_url: args.database_url.or(file.database_url).filter(|u| !u.is_empty()),
             tls,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            log_level: args
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".to_string()),
+            log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".to_string()),
             signing_key_rotation_secs,
             master_key,
         })
@@ -261,13 +232,7 @@ impl Config {
 fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "invalid configuration file {}: {}",
-            path.display(),
-            e.message()
-        )
-    })
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid configuration file {}: {}", path.display(), e.message()))
 }
 
 /// Checks the public base URL and returns it without a trailing slash. Clients
@@ -277,9 +242,9 @@ fn normalize_public_url(url: &str, insecure_http: bool) -> anyhow::Result<String
     match parsed.scheme() {
         "https" => {}
         "http" if insecure_http => {}
-        "http" => bail!(
-            "public URL {url} is http, but wisp serves HTTPS (use an https URL, or --insecure-http on loopback)"
-        ),
+        "http" => {
+            bail!("public URL {url} is http, but wisp serves HTTPS (use an https URL, or --insecure-http on loopback)")
+        }
         other => bail!("public URL {url} has scheme {other}; expected https"),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
@@ -297,13 +262,9 @@ fn normalize_public_url(url: &str, insecure_http: bool) -> anyhow::Result<String
 /// Parses `90s`, `15m`, `12h`, `30d` into seconds.
 pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .context("expected a number followed by s, m, h or d")?;
+    let number: i64 = number.parse().context("expected a number followed by s, m, h or d")?;
     let unit = match unit {
         "s" => 1,
         "m" => 60,
@@ -320,14 +281,9 @@ mod tests {
 
     #[test]
     fn flags_and_env_override_the_file_which_overrides_defaults() {
-        let file: FileConfig = toml::from_str(
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            data_dir: Some("/from/flag".into()),
-            ..ServeArgs::default()
-        };
+        let file: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"").unwrap();
+        let args = ServeArgs { data_dir: Some("/from/flag".into()), ..ServeArgs::default() };
         let config = Config::merge(args, file, None).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
@@ -358,19 +314,13 @@ mod tests {
         assert_eq!(ok.tls, TlsMode::Disabled);
         assert_eq!(ok.public_url, "http://localhost:8080");
         assert!(Config::merge(on("0.0.0.0:8080"), FileConfig::default(), None).is_err());
-        let http_url = ServeArgs {
-            public_url: Some("http://sts.test".into()),
-            ..ServeArgs::default()
-        };
+        let http_url = ServeArgs { public_url: Some("http://sts.test".into()), ..ServeArgs::default() };
         assert!(Config::merge(http_url, FileConfig::default(), None).is_err());
     }
 
     #[test]
     fn public_urls_are_origins() {
-        assert_eq!(
-            normalize_public_url("https://sts.example.com/", false).unwrap(),
-            "https://sts.example.com"
-        );
+        assert_eq!(normalize_public_url("https://sts.example.com/", false).unwrap(), "https://sts.example.com");
         assert_eq!(
             normalize_public_url("https://sts.example.com:8443", false).unwrap(),
             "https://sts.example.com:8443"

@@ -15,9 +15,7 @@ const SEALED_FORMAT_V1: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error(
-        "the master key must be {MASTER_KEY_LEN} bytes encoded as base64 (e.g. `openssl rand -base64 32`)"
-    )]
+    #[error("the master key must be {MASTER_KEY_LEN} bytes encoded as base64 (e.g. `openssl rand -base64 32`)")]
     BadMasterKey,
     #[error("sealed data could not be opened: wrong master key or corrupted data")]
     Unseal,
@@ -46,9 +44,7 @@ impl MasterKey {
 
     /// Parses the base64 text of a key file or of `WISP_MASTER_KEY`.
     pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|_| CryptoError::BadMasterKey)?;
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| CryptoError::BadMasterKey)?;
         Self::from_bytes(&bytes)
     }
 
@@ -57,12 +53,10 @@ impl MasterKey {
             return Err(CryptoError::BadMasterKey);
         }
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"wisp master key v1").extract(bytes);
-        let seal_okm = prk
-            .expand(&[b"seal private keys"], &aead::AES_256_GCM)
-            .map_err(|_| CryptoError::BadMasterKey)?;
-        let mac_okm = prk
-            .expand(&[b"hash client secrets"], hmac::HMAC_SHA256)
-            .map_err(|_| CryptoError::BadMasterKey)?;
+        let seal_okm =
+            prk.expand(&[b"seal private keys"], &aead::AES_256_GCM).map_err(|_| CryptoError::BadMasterKey)?;
+        let mac_okm =
+            prk.expand(&[b"hash client secrets"], hmac::HMAC_SHA256).map_err(|_| CryptoError::BadMasterKey)?;
         Ok(Self {
             seal: aead::LessSafeKey::new(aead::UnboundKey::from(seal_okm)),
             secret_mac: hmac::Key::from(mac_okm),
@@ -95,13 +89,10 @@ impl MasterKey {
             _ => return Err(CryptoError::Unseal),
         };
         let (nonce, ciphertext) = rest.split_at(aead::NONCE_LEN);
-        let nonce =
-            aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Unseal)?;
         let mut in_out = ciphertext.to_vec();
-        let plain = self
-            .seal
-            .open_in_place(nonce, aead::Aad::from(context), &mut in_out)
-            .map_err(|_| CryptoError::Unseal)?;
+        let plain =
+            self.seal.open_in_place(nonce, aead::Aad::from(context), &mut in_out).map_err(|_| CryptoError::Unseal)?;
         Ok(plain.to_vec())
     }
 
@@ -113,9 +104,7 @@ impl MasterKey {
     /// key derives from the master key, a stolen database alone does not even allow
     /// testing a guess offline.
     pub fn hash_secret(&self, secret: &str) -> Vec<u8> {
-        hmac::sign(&self.secret_mac, secret.as_bytes())
-            .as_ref()
-            .to_vec()
+        hmac::sign(&self.secret_mac, secret.as_bytes()).as_ref().to_vec()
     }
 
     /// Checks a presented secret against a stored hash, in constant time.
@@ -162,17 +151,12 @@ pub fn parse_certificate(text: &str) -> Result<Vec<u8>, String> {
         if body.is_empty() {
             return Err("The key is PEM but holds no CERTIFICATE block.".into());
         }
-        STANDARD
-            .decode(body)
-            .map_err(|_| "The certificate's PEM body is not valid base64.".to_string())?
+        STANDARD.decode(body).map_err(|_| "The certificate's PEM body is not valid base64.".to_string())?
     } else {
-        STANDARD
-            .decode(text)
-            .map_err(|_| "The key must be a PEM certificate or base64-encoded DER.".to_string())?
+        STANDARD.decode(text).map_err(|_| "The key must be a PEM certificate or base64-encoded DER.".to_string())?
     };
     let cert = rustls_pki_types::CertificateDer::from(der.as_slice());
-    webpki::EndEntityCert::try_from(&cert)
-        .map_err(|e| format!("The key is not a valid X.509 certificate: {e:?}."))?;
+    webpki::EndEntityCert::try_from(&cert).map_err(|e| format!("The key is not a valid X.509 certificate: {e:?}."))?;
     Ok(der)
 }
 
@@ -193,10 +177,7 @@ mod tests {
         assert!(key().open(b"kid-1", &sealed).is_err(), "another key fails");
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(
-            k.open(b"kid-1", &tampered).is_err(),
-            "tampering is detected"
-        );
+        assert!(k.open(b"kid-1", &tampered).is_err(), "tampering is detected");
         assert!(k.open(b"kid-1", &[]).is_err());
         assert!(k.open(b"kid-1", &[9, 9, 9]).is_err());
     }

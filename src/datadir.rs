@@ -33,34 +33,26 @@ impl DataDir {
     /// Opens the folder, creating it (mode 0700) if it does not exist. A folder
     /// holding other files but no wisp marker is refused.
     pub fn open_or_create(path: &Path) -> anyhow::Result<Self> {
-        let root = std::path::absolute(path)
-            .with_context(|| format!("invalid data folder path {}", path.display()))?;
+        let root = std::path::absolute(path).with_context(|| format!("invalid data folder path {}", path.display()))?;
         match fs::metadata(&root) {
             Ok(meta) if !meta.is_dir() => {
                 bail!("data folder {} exists but is not a folder", root.display())
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(&root)
-                    .with_context(|| format!("cannot create data folder {}", root.display()))?;
-                fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).with_context(
-                    || format!("cannot restrict permissions of {}", root.display()),
-                )?;
+                fs::create_dir_all(&root).with_context(|| format!("cannot create data folder {}", root.display()))?;
+                fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("cannot restrict permissions of {}", root.display()))?;
             }
             Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot open data folder {}", root.display()));
+                return Err(e).with_context(|| format!("cannot open data folder {}", root.display()));
             }
         }
         let marker = root.join(MARKER_FILE);
         match fs::read_to_string(&marker) {
             Ok(text) => {
                 let parsed: Marker = serde_json::from_str(&text).map_err(|_| {
-                    anyhow::anyhow!(
-                        "data folder {} is corrupt: {} is not valid",
-                        root.display(),
-                        MARKER_FILE
-                    )
+                    anyhow::anyhow!("data folder {} is corrupt: {} is not valid", root.display(), MARKER_FILE)
                 })?;
                 if parsed.wisp_data_format != DATA_FORMAT {
                     bail!(
@@ -82,9 +74,7 @@ impl DataDir {
                         root.display()
                     );
                 }
-                let text = serde_json::to_string(&Marker {
-                    wisp_data_format: DATA_FORMAT,
-                })?;
+                let text = serde_json::to_string(&Marker { wisp_data_format: DATA_FORMAT })?;
                 write_new_file(&marker, text.as_bytes(), 0o644)?;
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", marker.display())),
@@ -116,16 +106,15 @@ impl DataDir {
         }
         let path = self.root.join(MASTER_KEY_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => MasterKey::from_base64(&text)
-                .with_context(|| format!("master key file {} is corrupt", path.display())),
+            Ok(text) => {
+                MasterKey::from_base64(&text).with_context(|| format!("master key file {} is corrupt", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = MasterKey::generate_base64();
                 write_new_file(&path, format!("{text}\n").as_bytes(), 0o600)?;
                 Ok(MasterKey::from_base64(&text)?)
             }
-            Err(e) => {
-                Err(e).with_context(|| format!("cannot read master key file {}", path.display()))
-            }
+            Err(e) => Err(e).with_context(|| format!("cannot read master key file {}", path.display())),
         }
     }
 
@@ -134,9 +123,7 @@ impl DataDir {
     /// of the administrator secret. [`DataDir::publish_bootstrap`] or
     /// [`DataDir::discard_bootstrap`] follow.
     pub fn stage_bootstrap(&self, contents: &[u8]) -> anyhow::Result<PathBuf> {
-        let staged = self
-            .root
-            .join(format!("bootstrap.json.{}.pending", std::process::id()));
+        let staged = self.root.join(format!("bootstrap.json.{}.pending", std::process::id()));
         let _ = fs::remove_file(&staged);
         write_new_file(&staged, contents, 0o600)?;
         Ok(staged)
@@ -147,11 +134,8 @@ impl DataDir {
     pub fn publish_bootstrap(&self, staged: &Path) -> anyhow::Result<PathBuf> {
         let path = self.bootstrap_path();
         if path.exists() {
-            let kept = self
-                .root
-                .join(format!("bootstrap.json.{}.old", crate::clock::now()));
-            fs::rename(&path, &kept)
-                .with_context(|| format!("cannot keep the old {}", path.display()))?;
+            let kept = self.root.join(format!("bootstrap.json.{}.old", crate::clock::now()));
+            fs::rename(&path, &kept).with_context(|| format!("cannot keep the old {}", path.display()))?;
         }
         fs::rename(staged, &path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(path)
@@ -171,9 +155,7 @@ pub fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result
         .mode(mode)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+    file.write_all(contents).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Replaces a file wisp can regenerate (write to a temporary name, then rename).
@@ -196,17 +178,10 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let key = dir.master_key(None).unwrap();
-        let key_mode = fs::metadata(path.join(MASTER_KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let key_mode = fs::metadata(path.join(MASTER_KEY_FILE)).unwrap().permissions().mode() & 0o777;
         assert_eq!(key_mode, 0o600);
         // Reopening finds the same key.
-        let again = DataDir::open_or_create(&path)
-            .unwrap()
-            .master_key(None)
-            .unwrap();
+        let again = DataDir::open_or_create(&path).unwrap().master_key(None).unwrap();
         let sealed = key.seal(b"c", b"x");
         assert_eq!(again.open(b"c", &sealed).unwrap(), b"x");
     }
@@ -224,22 +199,14 @@ mod tests {
     fn corrupt_marker_and_key_file_are_reported() {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join(MARKER_FILE), "{").unwrap();
-        assert!(
-            DataDir::open_or_create(tmp.path())
-                .unwrap_err()
-                .to_string()
-                .contains("corrupt")
-        );
+        assert!(DataDir::open_or_create(tmp.path()).unwrap_err().to_string().contains("corrupt"));
 
         let tmp = tempfile::tempdir().unwrap();
         let dir = DataDir::open_or_create(tmp.path()).unwrap();
         fs::write(tmp.path().join(MASTER_KEY_FILE), "garbage").unwrap();
         let err = format!("{:#}", dir.master_key(None).unwrap_err());
         assert!(err.contains("corrupt"), "{err}");
-        assert_eq!(
-            fs::read_to_string(tmp.path().join(MASTER_KEY_FILE)).unwrap(),
-            "garbage"
-        );
+        assert_eq!(fs::read_to_string(tmp.path().join(MASTER_KEY_FILE)).unwrap(), "garbage");
     }
 
     #[test]

@@ -57,57 +57,33 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let mut config = config.clone();
         if !config.public_url_explicit && config.listen.port() == 0 {
-            let scheme = if config.tls == TlsMode::Disabled {
-                "http"
-            } else {
-                "https"
-            };
+            let scheme = if config.tls == TlsMode::Disabled { "http" } else { "https" };
             config.public_url = format!("{scheme}://localhost:{}", local_addr.port());
         }
         let config = &config;
 
         let data_dir = DataDir::open_or_create(&config.data_dir)?;
         let master_key = Arc::new(data_dir.master_key(config.master_key.as_deref())?);
-        let database_url = config
-            .database_url
-            .clone()
-            .unwrap_or_else(|| Store::sqlite_url(&data_dir.sqlite_path()));
+        let database_url = config.database_url.clone().unwrap_or_else(|| Store::sqlite_url(&data_dir.sqlite_path()));
         let store = open_store(&database_url).await?;
         check_master_key(&store, &master_key).await?;
 
         let now = clock::now();
         let policy = RotationPolicy::every(config.signing_key_rotation_secs);
-        let keys = KeyRing::new(
-            store.clone(),
-            master_key.clone(),
-            config.public_url.clone(),
-            policy,
-        );
+        let keys = KeyRing::new(store.clone(), master_key.clone(), config.public_url.clone(), policy);
 
         let tls_files = match &config.tls {
-            TlsMode::Generated => Some(tls::ensure_generated(
-                &data_dir.tls_dir(),
-                &public_host(&config.public_url)?,
-                now,
-            )?),
+            TlsMode::Generated => {
+                Some(tls::ensure_generated(&data_dir.tls_dir(), &public_host(&config.public_url)?, now)?)
+            }
             TlsMode::Files { cert, key } => Some(tls::load_files(cert, key)?),
             TlsMode::Disabled => None,
         };
         let ca_file = tls_files.as_ref().and_then(|t| t.ca_file.clone());
 
-        let bootstrap = bootstrap_if_empty(
-            &store,
-            &keys,
-            &master_key,
-            &data_dir,
-            &config.public_url,
-            ca_file.clone(),
-            now,
-        )
-        .await?;
-        keys.maintain(now)
-            .await
-            .context("signing key maintenance failed")?;
+        let bootstrap =
+            bootstrap_if_empty(&store, &keys, &master_key, &data_dir, &config.public_url, ca_file.clone(), now).await?;
+        keys.maintain(now).await.context("signing key maintenance failed")?;
 
         let app: AppState = Arc::new(App {
             public_url: config.public_url.clone(),
@@ -123,10 +99,9 @@ impl Server {
         let handle = axum_server::Handle::<SocketAddr>::new();
         let serving = match tls_files {
             Some(files) => {
-                let rustls =
-                    axum_server::tls_rustls::RustlsConfig::from_pem(files.cert_pem, files.key_pem)
-                        .await
-                        .context("invalid TLS certificate or key")?;
+                let rustls = axum_server::tls_rustls::RustlsConfig::from_pem(files.cert_pem, files.key_pem)
+                    .await
+                    .context("invalid TLS certificate or key")?;
                 let server = axum_server::from_tcp_rustls(listener, rustls)?
                     .handle(handle.clone())
                     .first_request_timeout(Duration::from_secs(10));
@@ -172,7 +147,9 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
         other => anyhow::anyhow!("cannot open the database {shown}: {other}"),
     })?;
     store.migrate().await.map_err(|e| {
-        anyhow::anyhow!("cannot prepare the database {shown}: {e} (is it a wisp database, and is the data folder intact?)")
+        anyhow::anyhow!(
+            "cannot prepare the database {shown}: {e} (is it a wisp database, and is the data folder intact?)"
+        )
     })?;
     Ok(store)
 }
@@ -199,10 +176,7 @@ fn public_host(public_url: &str) -> anyhow::Result<String> {
     let url = reqwest::Url::parse(public_url)?;
     let host = url.host_str().context("public URL has no host")?;
     // IPv6 hosts come bracketed; certificates want the bare address.
-    Ok(host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string())
+    Ok(host.trim_start_matches('[').trim_end_matches(']').to_string())
 }
 
 async fn maintain_keys(app: AppState) {

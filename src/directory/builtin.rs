@@ -61,15 +61,11 @@ pub const ALL: &[&BuiltinResource] = &[&ADMIN_API];
 
 /// The built-in resource an identifier URI or appId names, if any.
 pub fn by_identifier(identifier: &str) -> Option<&'static BuiltinResource> {
-    ALL.iter().copied().find(|r| {
-        r.app_id.eq_ignore_ascii_case(identifier) || r.identifier_uris.contains(&identifier)
-    })
+    ALL.iter().copied().find(|r| r.app_id.eq_ignore_ascii_case(identifier) || r.identifier_uris.contains(&identifier))
 }
 
 pub fn by_app_id(app_id: &str) -> Option<&'static BuiltinResource> {
-    ALL.iter()
-        .copied()
-        .find(|r| r.app_id.eq_ignore_ascii_case(app_id))
+    ALL.iter().copied().find(|r| r.app_id.eq_ignore_ascii_case(app_id))
 }
 
 impl BuiltinResource {

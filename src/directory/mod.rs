@@ -114,6 +114,36 @@ pub struct ServicePrincipal {
     pub created_at: i64,
 }
 
+/// A managed identity: a service principal with no credentials of its own that
+/// the platform hands to compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedIdentity {
+    /// The identity object's id (its resource id).
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// System-assigned: born and dies with one compute resource.
+    pub system_assigned: bool,
+    pub display_name: String,
+    pub client_id: Uuid,
+    /// Object id of its service principal: `sub`/`oid` of its tokens.
+    pub principal_id: Uuid,
+    pub created_at: i64,
+}
+
+/// A VM, container host or app that managed identities are attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputeResource {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Unique in the tenant.
+    pub name: String,
+    pub system_identity_id: Option<Uuid>,
+    /// Attached user-assigned identities (their ids).
+    pub user_assigned: Vec<Uuid>,
+    pub version: i64,
+    pub created_at: i64,
+}
+
 /// A grant of one app role of a resource to a principal, in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRoleAssignment {

@@ -13,13 +13,8 @@ pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// a letter or digit.
 pub fn fic_name(name: &str) -> Result<(), String> {
     let ok_len = (3..=120).contains(&name.chars().count());
-    let ok_first = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok_len && ok_first && ok_chars {
         Ok(())
     } else {
@@ -36,16 +31,12 @@ pub fn fic_issuer(issuer: &str) -> Result<(), String> {
     if issuer.trim() != issuer {
         return Err("The issuer must not have leading or trailing whitespace.".into());
     }
-    let url = reqwest::Url::parse(issuer)
-        .map_err(|_| format!("The issuer '{}' is not a valid URL.", shorten(issuer)))?;
+    let url =
+        reqwest::Url::parse(issuer).map_err(|_| format!("The issuer '{}' is not a valid URL.", shorten(issuer)))?;
     if url.scheme() != "https" {
-        return Err(format!(
-            "The issuer '{}' must be an https URL.",
-            shorten(issuer)
-        ));
+        return Err(format!("The issuer '{}' must be an https URL.", shorten(issuer)));
     }
-    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some()
-    {
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
             "The issuer '{}' must be an https URL with a host and no query or fragment.",
             shorten(issuer)
@@ -107,9 +98,7 @@ pub fn app_role_value(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.chars().count() <= 120
         && !value.starts_with('.')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != ',' && c != ';');
+        && value.chars().all(|c| c.is_ascii_graphic() && c != ',' && c != ';');
     if ok {
         Ok(())
     } else {
@@ -122,9 +111,7 @@ pub fn app_role_value(value: &str) -> Result<(), String> {
 
 fn field_len(what: &str, value: &str) -> Result<(), String> {
     if value.chars().count() > MAX_FIC_FIELD_LEN {
-        Err(format!(
-            "The {what} must be at most {MAX_FIC_FIELD_LEN} characters."
-        ))
+        Err(format!("The {what} must be at most {MAX_FIC_FIELD_LEN} characters."))
     } else {
         Ok(())
     }
@@ -148,16 +135,7 @@ mod tests {
         for good in ["abc", "deploy-prod", "GitHub_main_1", &"a".repeat(120)] {
             assert!(fic_name(good).is_ok(), "{good}");
         }
-        for bad in [
-            "ab",
-            "-abc",
-            "_abc",
-            "has space",
-            "dot.name",
-            "ümlaut",
-            &"a".repeat(121),
-            "",
-        ] {
+        for bad in ["ab", "-abc", "_abc", "has space", "dot.name", "ümlaut", &"a".repeat(121), ""] {
             assert!(fic_name(bad).is_err(), "{bad}");
         }
     }

@@ -24,11 +24,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = StatusCode;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestContext>()
-            .copied()
-            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+        parts.extensions.get::<RequestContext>().copied().ok_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -70,8 +66,7 @@ pub async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::counter!("wisp_http_requests_total", "route" => route.clone(), "method" => method.clone(),
         "status" => status.as_u16().to_string())
     .increment(1);
-    metrics::histogram!("wisp_http_request_duration_seconds", "route" => route.clone())
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("wisp_http_request_duration_seconds", "route" => route.clone()).record(elapsed.as_secs_f64());
     if status.is_server_error() {
         tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
     } else {

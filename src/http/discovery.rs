@@ -41,10 +41,7 @@ pub async fn openid_configuration(
                              "appid", "appidacr", "roles", "idtyp", "ver", "uti"],
         "tenant_region_scope": "WW",
     });
-    Ok(cached_json(
-        document.to_string().into_bytes(),
-        DISCOVERY_MAX_AGE,
-    ))
+    Ok(cached_json(document.to_string().into_bytes(), DISCOVERY_MAX_AGE))
 }
 
 pub async fn jwks(
@@ -79,17 +76,11 @@ async fn tenant_keys(
 fn cached_json(body: Vec<u8>, cache_control: &str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     if let Ok(value) = HeaderValue::from_str(cache_control) {
         headers.insert(header::CACHE_CONTROL, value);
     }
     // Public documents: browsers and tools on other origins may read them.
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
 }

@@ -48,10 +48,7 @@ impl EntraError {
 
     /// Pairs the error with the request's ids, ready to send.
     pub fn with(self, context: &RequestContext) -> ErrorResponse {
-        ErrorResponse {
-            error: self,
-            context: *context,
-        }
+        ErrorResponse { error: self, context: *context }
     }
 }
 
@@ -74,17 +71,10 @@ struct Body<'a> {
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        let EntraError {
-            status,
-            error,
-            code,
-            message,
-        } = self.error;
+        let EntraError { status, error, code, message } = self.error;
         let now = time::OffsetDateTime::now_utc();
         let timestamp = now
-            .format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
-            ))
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z"))
             .unwrap_or_default();
         let body = Body {
             error,
@@ -98,9 +88,7 @@ impl IntoResponse for ErrorResponse {
             correlation_id: self.context.correlation_id.to_string(),
         };
         let mut response = (status, Json(body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }

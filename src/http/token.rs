@@ -49,34 +49,15 @@ async fn handle(
         }
         entra_error(refusal).with(&context)
     };
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
     if !is_form {
         return Err(refuse(Refusal::MissingParameter("grant_type")));
     }
     let request = TokenRequest::parse(&body).map_err(refuse)?;
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(token::request::parse_basic);
-    let issued = token::issue(
-        &app,
-        &tenant,
-        endpoint,
-        &request,
-        basic,
-        crate::clock::now(),
-    )
-    .await
-    .map_err(refuse)?;
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(token::request::parse_basic);
+    let issued = token::issue(&app, &tenant, endpoint, &request, basic, crate::clock::now()).await.map_err(refuse)?;
     metrics::counter!("wisp_token_requests_total", "outcome" => "granted").increment(1);
     let body = match endpoint {
         Endpoint::V2 => json!({
@@ -209,12 +190,7 @@ fn entra_error(refusal: Refusal) -> EntraError {
         ),
         Refusal::Unavailable(_) => return EntraError::temporarily_unavailable(),
     };
-    EntraError {
-        status,
-        error,
-        code,
-        message,
-    }
+    EntraError { status, error, code, message }
 }
 
 /// Caller text echoed in a message, bounded.

@@ -61,10 +61,7 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("kid", &self.kid).field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -79,51 +76,25 @@ impl SigningKey {
     /// Generates an RSA-2048 key and a self-signed certificate naming `subject`.
     pub fn generate(subject: &str, now: i64) -> Result<GeneratedKey, KeyError> {
         let key_pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-        let pkcs8_der = key_pair
-            .as_der()
-            .map_err(|_| KeyError::Generate)?
-            .as_ref()
-            .to_vec();
+        let pkcs8_der = key_pair.as_der().map_err(|_| KeyError::Generate)?.as_ref().to_vec();
         let certificate_der = self_signed_certificate(&pkcs8_der, subject, now)?;
         let key = Self::from_parts(Algorithm::Rs256, key_pair, certificate_der);
         Ok(GeneratedKey { key, pkcs8_der })
     }
 
     /// Rebuilds a stored key from its (unsealed) PKCS#8 bytes and certificate.
-    pub fn from_pkcs8(
-        algorithm: &str,
-        pkcs8_der: &[u8],
-        certificate_der: Vec<u8>,
-    ) -> Result<Self, KeyError> {
-        let algorithm = Algorithm::parse(algorithm)
-            .ok_or_else(|| KeyError::Algorithm(algorithm.to_string()))?;
-        let key_pair = RsaKeyPair::from_pkcs8(pkcs8_der)
-            .map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
+    pub fn from_pkcs8(algorithm: &str, pkcs8_der: &[u8], certificate_der: Vec<u8>) -> Result<Self, KeyError> {
+        let algorithm = Algorithm::parse(algorithm).ok_or_else(|| KeyError::Algorithm(algorithm.to_string()))?;
+        let key_pair = RsaKeyPair::from_pkcs8(pkcs8_der).map_err(|e| KeyError::BadPrivateKey(e.to_string()))?;
         Ok(Self::from_parts(algorithm, key_pair, certificate_der))
     }
 
     fn from_parts(algorithm: Algorithm, key_pair: RsaKeyPair, certificate_der: Vec<u8>) -> Self {
         let kid = x5t_sha1(&certificate_der);
-        let header = encode_json(&JwsHeader {
-            typ: "JWT",
-            alg: algorithm.as_str(),
-            kid: &kid,
-            x5t: None,
-        });
-        let header_with_x5t = encode_json(&JwsHeader {
-            typ: "JWT",
-            alg: algorithm.as_str(),
-            kid: &kid,
-            x5t: Some(&kid),
-        });
-        Self {
-            kid,
-            algorithm,
-            key_pair,
-            certificate_der,
-            header,
-            header_with_x5t,
-        }
+        let header = encode_json(&JwsHeader { typ: "JWT", alg: algorithm.as_str(), kid: &kid, x5t: None });
+        let header_with_x5t =
+            encode_json(&JwsHeader { typ: "JWT", alg: algorithm.as_str(), kid: &kid, x5t: Some(&kid) });
+        Self { kid, algorithm, key_pair, certificate_der, header, header_with_x5t }
     }
 
     /// The key id: base64url SHA-1 thumbprint of the certificate, as Entra's.
@@ -169,25 +140,15 @@ impl SigningKey {
     /// adds the `x5t` header member that v1 tokens carry.
     pub fn sign_jwt<C: Serialize + ?Sized>(&self, claims: &C, with_x5t: bool) -> String {
         let payload = serde_json::to_vec(claims).expect("claims serialize to JSON");
-        let header = if with_x5t {
-            &self.header_with_x5t
-        } else {
-            &self.header
-        };
+        let header = if with_x5t { &self.header_with_x5t } else { &self.header };
         let signature_len = self.key_pair.public_modulus_len();
-        let mut jws =
-            String::with_capacity(header.len() + payload.len() * 4 / 3 + signature_len * 4 / 3 + 8);
+        let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + signature_len * 4 / 3 + 8);
         jws.push_str(header);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
         let mut signature = vec![0u8; signature_len];
         self.key_pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                jws.as_bytes(),
-                &mut signature,
-            )
+            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), jws.as_bytes(), &mut signature)
             .expect("RSA signing with a validated key cannot fail");
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
@@ -215,16 +176,11 @@ fn self_signed_certificate(pkcs8_der: &[u8], subject: &str, now: i64) -> Result<
     let key_pair = rcgen::KeyPair::try_from(pkcs8_der).map_err(cert_err)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, subject);
-    let now = time::OffsetDateTime::from_unix_timestamp(now)
-        .map_err(|e| KeyError::Certificate(e.to_string()))?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, subject);
+    let now = time::OffsetDateTime::from_unix_timestamp(now).map_err(|e| KeyError::Certificate(e.to_string()))?;
     params.not_before = now - time::Duration::days(1);
     params.not_after = now + time::Duration::days(5 * 365);
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(
-        &crate::crypto::random_bytes::<16>(),
-    ));
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&crate::crypto::random_bytes::<16>()));
     let cert = params.self_signed(&key_pair).map_err(cert_err)?;
     Ok(cert.der().to_vec())
 }
@@ -248,8 +204,7 @@ mod tests {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.set_audience(&["api://x"]);
         validation.validate_exp = false;
-        let data =
-            jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap();
+        let data = jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap();
         assert_eq!(data.claims, claims);
         assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
         assert_eq!(data.header.x5t, None);
@@ -264,23 +219,16 @@ mod tests {
         assert_eq!(header.x5t.as_deref(), Some(key.kid()));
 
         // The stored form rebuilds the same key.
-        let again =
-            SigningKey::from_pkcs8("RS256", &pkcs8_der, key.certificate_der().to_vec()).unwrap();
+        let again = SigningKey::from_pkcs8("RS256", &pkcs8_der, key.certificate_der().to_vec()).unwrap();
         assert_eq!(again.kid(), key.kid());
         assert_eq!(again.jwk("https://issuer.test/t/v2.0"), jwk_json);
     }
 
     #[test]
     fn a_tampered_token_does_not_verify() {
-        let key = SigningKey::generate("wisp test", 1_800_000_000)
-            .unwrap()
-            .key;
+        let key = SigningKey::generate("wisp test", 1_800_000_000).unwrap().key;
         let token = key.sign_jwt(&serde_json::json!({"sub": "a"}), false);
-        let forged = token.replacen(
-            token.split('.').nth(1).unwrap(),
-            &URL_SAFE_NO_PAD.encode(br#"{"sub":"b"}"#),
-            1,
-        );
+        let forged = token.replacen(token.split('.').nth(1).unwrap(), &URL_SAFE_NO_PAD.encode(br#"{"sub":"b"}"#), 1);
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk("i")).unwrap();
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.required_spec_claims.clear();
@@ -288,9 +236,7 @@ mod tests {
         validation.validate_aud = false;
         let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
         assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).is_ok());
-        assert!(
-            jsonwebtoken::decode::<serde_json::Value>(&forged, &decoding, &validation).is_err()
-        );
+        assert!(jsonwebtoken::decode::<serde_json::Value>(&forged, &decoding, &validation).is_err());
     }
 
     #[test]

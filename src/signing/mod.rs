@@ -27,11 +27,7 @@ pub enum KeyRingError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("signing key {kid} of tenant {tenant} cannot be opened: {reason}")]
-    Unseal {
-        tenant: String,
-        kid: String,
-        reason: String,
-    },
+    Unseal { tenant: String, kid: String, reason: String },
     #[error("tenant {0} has no current signing key")]
     NoCurrentKey(String),
 }
@@ -68,19 +64,8 @@ impl TenantKeys {
 }
 
 impl KeyRing {
-    pub fn new(
-        store: Store,
-        master_key: Arc<MasterKey>,
-        public_url: String,
-        policy: RotationPolicy,
-    ) -> Self {
-        Self {
-            store,
-            master_key,
-            public_url,
-            policy,
-            tenants: RwLock::default(),
-        }
+    pub fn new(store: Store, master_key: Arc<MasterKey>, public_url: String, policy: RotationPolicy) -> Self {
+        Self { store, master_key, public_url, policy, tenants: RwLock::default() }
     }
 
     /// The issuer of a tenant's tokens: `{public_url}/{tenant}/v2.0`.
@@ -100,15 +85,11 @@ impl KeyRing {
 
     /// Reads a tenant's keys from the store and caches them.
     async fn load(&self, tenant_id: &Uuid) -> Result<Option<Arc<TenantKeys>>, KeyRingError> {
-        let Some((generation, stored)) = self.store.signing_keys(&tenant_id.to_string()).await?
-        else {
+        let Some((generation, stored)) = self.store.signing_keys(&tenant_id.to_string()).await? else {
             return Ok(None);
         };
         let loaded = Arc::new(self.build(tenant_id, generation, &stored)?);
-        self.tenants
-            .write()
-            .expect("key ring lock")
-            .insert(*tenant_id, loaded.clone());
+        self.tenants.write().expect("key ring lock").insert(*tenant_id, loaded.clone());
         Ok(Some(loaded))
     }
 
@@ -139,23 +120,13 @@ impl KeyRing {
             published.push(key);
         }
         let current = current.ok_or_else(|| KeyRingError::NoCurrentKey(tenant_id.to_string()))?;
-        let jwks =
-            serde_json::to_vec(&serde_json::json!({ "keys": jwks })).expect("JWKS serializes");
-        Ok(TenantKeys {
-            tenant_id: *tenant_id,
-            generation,
-            current,
-            published,
-            jwks: Bytes::from(jwks),
-        })
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks })).expect("JWKS serializes");
+        Ok(TenantKeys { tenant_id: *tenant_id, generation, current, published, jwks: Bytes::from(jwks) })
     }
 
     fn unseal(&self, stored: &StoredSigningKey) -> Result<SigningKey, KeyRingError> {
-        let unseal_err = |reason: String| KeyRingError::Unseal {
-            tenant: stored.tenant_id.clone(),
-            kid: stored.kid.clone(),
-            reason,
-        };
+        let unseal_err =
+            |reason: String| KeyRingError::Unseal { tenant: stored.tenant_id.clone(), kid: stored.kid.clone(), reason };
         let pkcs8 = self
             .master_key
             .open(stored.kid.as_bytes(), &stored.sealed_private_key)
@@ -188,11 +159,7 @@ impl KeyRing {
     }
 
     /// The first keys of a new tenant: one that signs and the next one, published.
-    pub fn initial_keys(
-        &self,
-        tenant_id: &Uuid,
-        now: i64,
-    ) -> Result<Vec<StoredSigningKey>, KeyRingError> {
+    pub fn initial_keys(&self, tenant_id: &Uuid, now: i64) -> Result<Vec<StoredSigningKey>, KeyRingError> {
         Ok(vec![
             self.generate_stored_key(tenant_id, NewKeyState::Current, now)?,
             self.generate_stored_key(tenant_id, NewKeyState::Next, now)?,
@@ -203,10 +170,7 @@ impl KeyRing {
     /// tenant whose key set changed (here or in another process). Returns how many
     /// key-set changes this process made.
     pub async fn maintain(&self, now: i64) -> Result<usize, KeyRingError> {
-        let due = self
-            .store
-            .tenants_due_for_key_maintenance(now - self.policy.rotate_after, now)
-            .await?;
+        let due = self.store.tenants_due_for_key_maintenance(now - self.policy.rotate_after, now).await?;
         let mut changed = 0;
         for tenant in due {
             let Ok(tenant_id) = Uuid::parse_str(&tenant) else {
@@ -223,8 +187,7 @@ impl KeyRing {
     /// Applies the rotation plan for one tenant. `false`: nothing to do, or another
     /// process changed the key set first (it wins; we reload its result).
     async fn maintain_tenant(&self, tenant_id: &Uuid, now: i64) -> Result<bool, KeyRingError> {
-        let Some((generation, stored)) = self.store.signing_keys(&tenant_id.to_string()).await?
-        else {
+        let Some((generation, stored)) = self.store.signing_keys(&tenant_id.to_string()).await? else {
             return Ok(false);
         };
         let plan = rotation::plan(&stored, &self.policy, now);
@@ -237,16 +200,8 @@ impl KeyRing {
             .iter()
             .map(|state| self.generate_stored_key(tenant_id, *state, now))
             .collect::<Result<Vec<_>, _>>()?;
-        let change = KeyChange {
-            delete: plan.delete,
-            retire: plan.retire,
-            activate: plan.activate,
-            insert,
-        };
-        let applied = self
-            .store
-            .apply_key_change(&tenant_id.to_string(), generation, &change, now)
-            .await?;
+        let change = KeyChange { delete: plan.delete, retire: plan.retire, activate: plan.activate, insert };
+        let applied = self.store.apply_key_change(&tenant_id.to_string(), generation, &change, now).await?;
         if applied {
             tracing::info!(tenant = %tenant_id, retired = ?change.retire.as_ref().map(|r| &r.0),
                 activated = ?change.activate, deleted = change.delete.len(), "signing keys rotated");
@@ -263,10 +218,7 @@ impl KeyRing {
                 .iter()
                 .filter_map(|(id, generation)| {
                     let id = Uuid::parse_str(id).ok()?;
-                    loaded
-                        .get(&id)
-                        .filter(|k| k.generation != *generation)
-                        .map(|_| id)
+                    loaded.get(&id).filter(|k| k.generation != *generation).map(|_| id)
                 })
                 .collect()
         };

@@ -92,9 +92,7 @@ pub fn plan(keys: &[StoredSigningKey], policy: &RotationPolicy, now: i64) -> Key
         (Some(_), None) => plan.generate = vec![NewKeyState::Next],
         (Some(current), Some(next)) => {
             let activated = current.activated_at.unwrap_or(current.created_at);
-            if activated + policy.rotate_after <= now
-                && next.created_at + policy.publish_ahead <= now
-            {
+            if activated + policy.rotate_after <= now && next.created_at + policy.publish_ahead <= now {
                 plan.retire = Some((current.kid.clone(), now + policy.retain_after_retire));
                 plan.activate = Some(next.kid.clone());
                 plan.generate = vec![NewKeyState::Next];
@@ -133,19 +131,10 @@ mod tests {
     #[test]
     fn a_fresh_key_set_is_left_alone_until_the_period_ends() {
         let policy = RotationPolicy::every(30 * DAY);
-        let keys = [
-            key("a", "current", 0, Some(0), None),
-            key("b", "next", 0, None, None),
-        ];
+        let keys = [key("a", "current", 0, Some(0), None), key("b", "next", 0, None, None)];
         assert!(plan(&keys, &policy, 30 * DAY - 1).is_empty());
         let due = plan(&keys, &policy, 30 * DAY);
-        assert_eq!(
-            due.retire,
-            Some((
-                "a".into(),
-                30 * DAY + MAX_TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS
-            ))
-        );
+        assert_eq!(due.retire, Some(("a".into(), 30 * DAY + MAX_TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS)));
         assert_eq!(due.activate.as_deref(), Some("b"));
         assert_eq!(due.generate, vec![NewKeyState::Next]);
     }
@@ -155,15 +144,9 @@ mod tests {
         let policy = RotationPolicy::every(30 * DAY);
         assert_eq!(policy.publish_ahead, DAY);
         // The current key is overdue but the next key appeared an hour ago.
-        let keys = [
-            key("a", "current", 0, Some(0), None),
-            key("b", "next", 40 * DAY, None, None),
-        ];
+        let keys = [key("a", "current", 0, Some(0), None), key("b", "next", 40 * DAY, None, None)];
         assert!(plan(&keys, &policy, 40 * DAY + 3600).is_empty());
-        assert_eq!(
-            plan(&keys, &policy, 41 * DAY).activate.as_deref(),
-            Some("b")
-        );
+        assert_eq!(plan(&keys, &policy, 41 * DAY).activate.as_deref(), Some("b"));
     }
 
     #[test]
@@ -181,15 +164,9 @@ mod tests {
     #[test]
     fn missing_keys_are_made_good() {
         let policy = RotationPolicy::every(30 * DAY);
-        assert_eq!(
-            plan(&[], &policy, 5).generate,
-            vec![NewKeyState::Current, NewKeyState::Next]
-        );
+        assert_eq!(plan(&[], &policy, 5).generate, vec![NewKeyState::Current, NewKeyState::Next]);
         let only_current = [key("a", "current", 0, Some(0), None)];
-        assert_eq!(
-            plan(&only_current, &policy, 5).generate,
-            vec![NewKeyState::Next]
-        );
+        assert_eq!(plan(&only_current, &policy, 5).generate, vec![NewKeyState::Next]);
         let only_next = [key("b", "next", 0, None, None)];
         let p = plan(&only_next, &policy, 5);
         assert_eq!(p.activate.as_deref(), Some("b"));

@@ -126,28 +126,22 @@ impl Store {
 
     /// An application by client id, in any tenant.
     pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Application>> {
-        let row: Option<ApplicationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {APP_COLUMNS} FROM applications WHERE app_id = $1"
-        )))
-        .bind(app_id.to_ascii_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<ApplicationRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {APP_COLUMNS} FROM applications WHERE app_id = $1")))
+                .bind(app_id.to_ascii_lowercase())
+                .fetch_optional(&self.pool)
+                .await?;
         self.with_uris(row).await
     }
 
     /// The application of `tenant_id` that has `uri` among its identifier URIs.
-    pub async fn application_by_identifier_uri(
-        &self,
-        tenant_id: &Uuid,
-        uri: &str,
-    ) -> Result<Option<Application>> {
-        let id: Option<(String,)> = sqlx::query_as(
-            "SELECT application_id FROM identifier_uris WHERE tenant_id = $1 AND uri = $2",
-        )
-        .bind(tenant_id.to_string())
-        .bind(uri)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn application_by_identifier_uri(&self, tenant_id: &Uuid, uri: &str) -> Result<Option<Application>> {
+        let id: Option<(String,)> =
+            sqlx::query_as("SELECT application_id FROM identifier_uris WHERE tenant_id = $1 AND uri = $2")
+                .bind(tenant_id.to_string())
+                .bind(uri)
+                .fetch_optional(&self.pool)
+                .await?;
         match id {
             Some((id,)) => self.application(tenant_id, &parse_id(&id)?).await,
             None => Ok(None),
@@ -156,14 +150,12 @@ impl Store {
 
     async fn with_uris(&self, row: Option<ApplicationRow>) -> Result<Option<Application>> {
         let Some(row) = row else { return Ok(None) };
-        let uris: Vec<(String,)> = sqlx::query_as(
-            "SELECT uri FROM identifier_uris WHERE application_id = $1 ORDER BY uri",
-        )
-        .bind(&row.id)
-        .fetch_all(&self.pool)
-        .await?;
-        row.into_application(uris.into_iter().map(|(u,)| u).collect())
-            .map(Some)
+        let uris: Vec<(String,)> =
+            sqlx::query_as("SELECT uri FROM identifier_uris WHERE application_id = $1 ORDER BY uri")
+                .bind(&row.id)
+                .fetch_all(&self.pool)
+                .await?;
+        row.into_application(uris.into_iter().map(|(u,)| u).collect()).map(Some)
     }
 
     /// Applications of a tenant, one page. Filterable on `appId`, `displayName`.
@@ -195,11 +187,10 @@ impl Store {
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM applications WHERE id = $1")
-                .bind(app.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM applications WHERE id = $1")
+            .bind(app.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some((current,)) = current else {
             return Err(StoreError::NotFound);
         };
@@ -255,11 +246,10 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM applications WHERE id = $1")
-                .bind(app.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM applications WHERE id = $1")
+            .bind(app.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some((current,)) = current else {
             return Err(StoreError::NotFound);
         };
@@ -275,21 +265,14 @@ impl Store {
             .bind(app.app_id.to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM applications WHERE id = $1")
-            .bind(app.id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM applications WHERE id = $1").bind(app.id.to_string()).execute(&mut *tx).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Adds a client secret (its hash) to an application.
-    pub async fn add_password_credential(
-        &self,
-        cred: &NewPasswordCredential,
-        audit: &DirectoryAudit,
-    ) -> Result<()> {
+    pub async fn add_password_credential(&self, cred: &NewPasswordCredential, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         insert_password_credential(&mut tx, cred).await?;
@@ -307,14 +290,12 @@ impl Store {
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let removed = sqlx::query(
-            "DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2",
-        )
-        .bind(application_id.to_string())
-        .bind(key_id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let removed = sqlx::query("DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2")
+            .bind(application_id.to_string())
+            .bind(key_id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if removed == 1 {
             insert_audit(&mut tx, audit).await?;
             tx.commit().await?;
@@ -323,10 +304,7 @@ impl Store {
     }
 
     /// The hashes of an application's client secrets, for authentication.
-    pub async fn password_credentials(
-        &self,
-        application_id: &str,
-    ) -> Result<Vec<StoredPasswordCredential>> {
+    pub async fn password_credentials(&self, application_id: &str) -> Result<Vec<StoredPasswordCredential>> {
         Ok(sqlx::query_as(
             "SELECT key_id, secret_hash, start_at, end_at FROM password_credentials \
              WHERE application_id = $1 ORDER BY start_at, key_id",
@@ -337,10 +315,7 @@ impl Store {
     }
 
     /// The public metadata of an application's client secrets.
-    pub async fn password_credential_infos(
-        &self,
-        application_id: &Uuid,
-    ) -> Result<Vec<PasswordCredentialInfo>> {
+    pub async fn password_credential_infos(&self, application_id: &Uuid) -> Result<Vec<PasswordCredentialInfo>> {
         let rows: Vec<(String, Option<String>, String, i64, i64)> = sqlx::query_as(
             "SELECT key_id, display_name, hint, start_at, end_at FROM password_credentials \
              WHERE application_id = $1 ORDER BY start_at, key_id",
@@ -350,13 +325,7 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(key_id, display_name, hint, start_at, end_at)| {
-                Ok(PasswordCredentialInfo {
-                    key_id: parse_id(&key_id)?,
-                    display_name,
-                    hint,
-                    start_at,
-                    end_at,
-                })
+                Ok(PasswordCredentialInfo { key_id: parse_id(&key_id)?, display_name, hint, start_at, end_at })
             })
             .collect()
     }
@@ -387,10 +356,7 @@ async fn write_app_attributes(conn: &mut AnyConnection, app: &Application) -> Re
     Ok(())
 }
 
-pub(super) async fn insert_application(
-    conn: &mut AnyConnection,
-    app: &NewApplication,
-) -> Result<()> {
+pub(super) async fn insert_application(conn: &mut AnyConnection, app: &NewApplication) -> Result<()> {
     sqlx::query(
         "INSERT INTO applications (id, app_id, tenant_id, display_name, sign_in_audience, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -415,10 +381,7 @@ pub(super) async fn insert_application(
     .await
 }
 
-pub(super) async fn insert_password_credential(
-    conn: &mut AnyConnection,
-    cred: &NewPasswordCredential,
-) -> Result<()> {
+pub(super) async fn insert_password_credential(conn: &mut AnyConnection, cred: &NewPasswordCredential) -> Result<()> {
     sqlx::query(
         "INSERT INTO password_credentials \
          (key_id, application_id, display_name, hint, secret_hash, start_at, end_at) \

@@ -47,8 +47,7 @@ impl TryFrom<FicRow> for FederatedCredential {
     }
 }
 
-const FIC_COLUMNS: &str =
-    "id, owner_id, name, issuer, subject, audiences, description, version, created_at";
+const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at";
 
 fn duplicate_pair() -> String {
     "A federated identity credential with the same issuer and subject already exists on this object.".into()
@@ -63,17 +62,11 @@ impl Store {
         .bind(owner_id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(FederatedCredential::try_from)
-            .collect()
+        rows.into_iter().map(FederatedCredential::try_from).collect()
     }
 
     /// One FIC of an owner, by id or by name.
-    pub async fn federated_credential(
-        &self,
-        owner_id: &Uuid,
-        id_or_name: &str,
-    ) -> Result<Option<FederatedCredential>> {
+    pub async fn federated_credential(&self, owner_id: &Uuid, id_or_name: &str) -> Result<Option<FederatedCredential>> {
         let row: Option<FicRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {FIC_COLUMNS} FROM federated_identity_credentials \
              WHERE owner_id = $1 AND (id = $2 OR name = $2)"
@@ -98,24 +91,22 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         lock_owner(&mut tx, owner, &fic.owner_id).await?;
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1",
-        )
-        .bind(fic.owner_id.to_string())
-        .fetch_one(&mut *tx)
-        .await?;
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1")
+                .bind(fic.owner_id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
         if count as usize >= max {
             return Err(StoreError::Conflict(format!(
                 "This object already has the maximum of {max} federated identity credentials."
             )));
         }
-        let (same_name,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1 AND name = $2",
-        )
-        .bind(fic.owner_id.to_string())
-        .bind(&fic.name)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (same_name,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1 AND name = $2")
+                .bind(fic.owner_id.to_string())
+                .bind(&fic.name)
+                .fetch_one(&mut *tx)
+                .await?;
         if same_name > 0 {
             return Err(StoreError::Conflict(format!(
                 "A federated identity credential named '{}' already exists on this object.",
@@ -224,18 +215,16 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(
-                |(key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at)| {
-                    Ok(KeyCredentialInfo {
-                        key_id: parse_id(&key_id)?,
-                        display_name,
-                        thumbprint_sha1,
-                        thumbprint_sha256,
-                        start_at,
-                        end_at,
-                    })
-                },
-            )
+            .map(|(key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at)| {
+                Ok(KeyCredentialInfo {
+                    key_id: parse_id(&key_id)?,
+                    display_name,
+                    thumbprint_sha1,
+                    thumbprint_sha256,
+                    start_at,
+                    end_at,
+                })
+            })
             .collect()
     }
 }
@@ -269,18 +258,8 @@ pub(super) async fn insert_key_credential(
 async fn lock_owner(conn: &mut AnyConnection, owner: FicOwner, owner_id: &Uuid) -> Result<()> {
     let sql = match owner {
         FicOwner::Application => "UPDATE applications SET version = version WHERE id = $1",
-        FicOwner::ManagedIdentity => {
-            "UPDATE managed_identities SET display_name = display_name WHERE id = $1"
-        }
+        FicOwner::ManagedIdentity => "UPDATE managed_identities SET display_name = display_name WHERE id = $1",
     };
-    let locked = sqlx::query(sql)
-        .bind(owner_id.to_string())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if locked == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::NotFound)
-    }
+    let locked = sqlx::query(sql).bind(owner_id.to_string()).execute(&mut *conn).await?.rows_affected();
+    if locked == 1 { Ok(()) } else { Err(StoreError::NotFound) }
 }

@@ -9,18 +9,17 @@
 mod applications;
 mod audit;
 mod credentials;
+mod identities;
 mod meta;
 mod principals;
 mod signing_keys;
 mod tenants;
 
-pub use applications::{
-    KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential,
-};
+pub use applications::{KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential};
 pub use audit::DirectoryAudit;
 pub use credentials::FicOwner;
 pub use signing_keys::{KeyChange, StoredSigningKey};
-pub use tenants::NewTenant;
+pub use tenants::{NewTenant, TenantPolicy};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -106,9 +105,7 @@ impl Page {
         if let Some(filter) = &self.filter {
             match filter.op {
                 FilterOp::Eq => sql.push_str(&format!(" AND {} = ${n}", filter.column)),
-                FilterOp::StartsWith => {
-                    sql.push_str(&format!(" AND {} LIKE ${n} ESCAPE '\\'", filter.column))
-                }
+                FilterOp::StartsWith => sql.push_str(&format!(" AND {} LIKE ${n} ESCAPE '\\'", filter.column)),
             }
             binds.push(match filter.op {
                 FilterOp::Eq => filter.value.clone(),
@@ -120,19 +117,13 @@ impl Page {
             sql.push_str(&format!(" AND id > ${n}"));
             binds.push(after.clone());
         }
-        sql.push_str(&format!(
-            " ORDER BY id LIMIT {}",
-            self.top.clamp(1, 1000) + 1
-        ));
+        sql.push_str(&format!(" ORDER BY id LIMIT {}", self.top.clamp(1, 1000) + 1));
         (sql, binds)
     }
 }
 
 fn escape_like(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
+    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// A page of results and whether more follow.
@@ -163,11 +154,7 @@ pub struct Store {
 impl Store {
     /// The URL of an embedded SQLite database file (created if missing).
     pub fn sqlite_url(path: &Path) -> String {
-        sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .to_url_lossy()
-            .to_string()
+        sqlx::sqlite::SqliteConnectOptions::new().filename(path).create_if_missing(true).to_url_lossy().to_string()
     }
 
     /// Connects to `url` (`sqlite://…` or `postgres://…`) without touching the schema.
@@ -188,25 +175,18 @@ impl Store {
             .map_err(|_| StoreError::Connect(sqlx::Error::PoolTimedOut))?
             .map_err(StoreError::Connect)?;
         if backend == Backend::Sqlite {
-            set_sqlite_pragmas(&mut probe)
-                .await
-                .map_err(StoreError::Connect)?;
+            set_sqlite_pragmas(&mut probe).await.map_err(StoreError::Connect)?;
         }
         probe.close().await.map_err(StoreError::Connect)?;
 
-        let mut pool = AnyPoolOptions::new()
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            });
+        let mut pool = AnyPoolOptions::new().acquire_timeout(CONNECT_TIMEOUT).max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        });
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _meta| Box::pin(set_sqlite_pragmas(conn)));
         }
-        let pool = pool
-            .connect_with(options)
-            .await
-            .map_err(StoreError::Connect)?;
+        let pool = pool.connect_with(options).await.map_err(StoreError::Connect)?;
         Ok(Self { pool, backend })
     }
 

@@ -58,15 +58,10 @@ impl TryFrom<AssignmentRow> for AppRoleAssignment {
 }
 
 const SP_COLUMNS: &str = "id, tenant_id, app_id, display_name, principal_type, created_at";
-const ASSIGNMENT_COLUMNS: &str =
-    "id, tenant_id, principal_id, resource_id, app_role_id, created_at";
+const ASSIGNMENT_COLUMNS: &str = "id, tenant_id, principal_id, resource_id, app_role_id, created_at";
 
 impl Store {
-    pub async fn service_principal(
-        &self,
-        tenant_id: &Uuid,
-        id: &Uuid,
-    ) -> Result<Option<ServicePrincipal>> {
+    pub async fn service_principal(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<ServicePrincipal>> {
         let row: Option<PrincipalRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {SP_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND id = $2"
         )))
@@ -93,11 +88,7 @@ impl Store {
         row.map(ServicePrincipal::try_from).transpose()
     }
 
-    pub async fn service_principals(
-        &self,
-        tenant_id: &Uuid,
-        page: &Page,
-    ) -> Result<Listed<ServicePrincipal>> {
+    pub async fn service_principals(&self, tenant_id: &Uuid, page: &Page) -> Result<Listed<ServicePrincipal>> {
         let (clause, binds) = page.clause(2);
         let mut query = sqlx::query_as::<_, PrincipalRow>(sqlx::AssertSqlSafe(format!(
             "SELECT {SP_COLUMNS} FROM service_principals WHERE tenant_id = $1{clause}"
@@ -107,19 +98,12 @@ impl Store {
             query = query.bind(bind);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let items = rows
-            .into_iter()
-            .map(ServicePrincipal::try_from)
-            .collect::<Result<Vec<_>>>()?;
+        let items = rows.into_iter().map(ServicePrincipal::try_from).collect::<Result<Vec<_>>>()?;
         Ok(Listed::from_rows(items, page.top))
     }
 
     /// Creates a service principal (provisioning an application in a tenant).
-    pub async fn create_service_principal(
-        &self,
-        sp: &ServicePrincipal,
-        audit: &DirectoryAudit,
-    ) -> Result<()> {
+    pub async fn create_service_principal(&self, sp: &ServicePrincipal, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         insert_service_principal(
@@ -138,21 +122,15 @@ impl Store {
     }
 
     /// Deletes a service principal and (by cascade) its role assignments.
-    pub async fn delete_service_principal(
-        &self,
-        tenant_id: &Uuid,
-        id: &Uuid,
-        audit: &DirectoryAudit,
-    ) -> Result<bool> {
+    pub async fn delete_service_principal(&self, tenant_id: &Uuid, id: &Uuid, audit: &DirectoryAudit) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let deleted =
-            sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id.to_string())
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let deleted = sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id.to_string())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if deleted == 1 {
             insert_audit(&mut tx, audit).await?;
             tx.commit().await?;
@@ -191,18 +169,13 @@ impl Store {
     }
 
     /// The ids of the roles `principal_id` holds on `resource_id`.
-    pub async fn assigned_role_ids(
-        &self,
-        principal_id: &Uuid,
-        resource_id: &Uuid,
-    ) -> Result<Vec<Uuid>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT app_role_id FROM app_role_assignments WHERE principal_id = $1 AND resource_id = $2",
-        )
-        .bind(principal_id.to_string())
-        .bind(resource_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+    pub async fn assigned_role_ids(&self, principal_id: &Uuid, resource_id: &Uuid) -> Result<Vec<Uuid>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT app_role_id FROM app_role_assignments WHERE principal_id = $1 AND resource_id = $2")
+                .bind(principal_id.to_string())
+                .bind(resource_id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|(id,)| parse_id(id)).collect()
     }
 
@@ -259,10 +232,7 @@ pub(super) async fn insert_service_principal(
 }
 
 /// Inserts a role assignment (also inside bootstrap's and tenant creation's transaction).
-pub(super) async fn insert_app_role_assignment(
-    conn: &mut AnyConnection,
-    a: &AppRoleAssignment,
-) -> Result<()> {
+pub(super) async fn insert_app_role_assignment(conn: &mut AnyConnection, a: &AppRoleAssignment) -> Result<()> {
     sqlx::query(
         "INSERT INTO app_role_assignments (id, tenant_id, principal_id, resource_id, app_role_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

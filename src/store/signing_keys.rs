@@ -51,15 +51,11 @@ impl Store {
     /// A tenant's key generation and its keys. The generation is read first, so a
     /// concurrent change can only make the pair look older than the keys, which the
     /// next refresh corrects — never newer.
-    pub async fn signing_keys(
-        &self,
-        tenant_id: &str,
-    ) -> Result<Option<(i64, Vec<StoredSigningKey>)>> {
-        let generation: Option<(i64,)> =
-            sqlx::query_as("SELECT key_generation FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.pool)
-                .await?;
+    pub async fn signing_keys(&self, tenant_id: &str) -> Result<Option<(i64, Vec<StoredSigningKey>)>> {
+        let generation: Option<(i64,)> = sqlx::query_as("SELECT key_generation FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some((generation,)) = generation else {
             return Ok(None);
         };
@@ -107,26 +103,23 @@ impl Store {
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let swapped = sqlx::query(
-            "UPDATE tenants SET key_generation = key_generation + 1 WHERE id = $1 AND key_generation = $2",
-        )
-        .bind(tenant_id)
-        .bind(expected_generation)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let swapped =
+            sqlx::query("UPDATE tenants SET key_generation = key_generation + 1 WHERE id = $1 AND key_generation = $2")
+                .bind(tenant_id)
+                .bind(expected_generation)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if swapped != 1 {
             tx.rollback().await?;
             return Ok(false);
         }
         for kid in &change.delete {
-            sqlx::query(
-                "DELETE FROM signing_keys WHERE tenant_id = $1 AND kid = $2 AND state = 'previous'",
-            )
-            .bind(tenant_id)
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM signing_keys WHERE tenant_id = $1 AND kid = $2 AND state = 'previous'")
+                .bind(tenant_id)
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some((kid, retire_at)) = &change.retire {
             sqlx::query(
@@ -158,10 +151,7 @@ impl Store {
     }
 }
 
-pub(super) async fn insert_signing_key(
-    conn: &mut AnyConnection,
-    key: &StoredSigningKey,
-) -> Result<()> {
+pub(super) async fn insert_signing_key(conn: &mut AnyConnection, key: &StoredSigningKey) -> Result<()> {
     sqlx::query(
         "INSERT INTO signing_keys (kid, tenant_id, algorithm, state, certificate, sealed_private_key, \
          created_at, activated_at, retire_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -23,68 +23,70 @@ struct TenantRow {
 impl TryFrom<TenantRow> for Tenant {
     type Error = super::StoreError;
     fn try_from(row: TenantRow) -> Result<Self> {
-        Ok(Tenant {
-            id: super::parse_id(&row.id)?,
-            display_name: row.display_name,
-            created_at: row.created_at,
-        })
+        Ok(Tenant { id: super::parse_id(&row.id)?, display_name: row.display_name, created_at: row.created_at })
     }
 }
 
 impl Store {
     pub async fn tenant(&self, id: &uuid::Uuid) -> Result<Option<Tenant>> {
-        let row: Option<TenantRow> =
-            sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<TenantRow> = sqlx::query_as("SELECT id, display_name, created_at FROM tenants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(Tenant::try_from).transpose()
     }
 
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
-        let rows: Vec<TenantRow> = sqlx::query_as(
-            "SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<TenantRow> =
+            sqlx::query_as("SELECT id, display_name, created_at FROM tenants ORDER BY created_at, id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter().map(Tenant::try_from).collect()
     }
 
     /// The tenant's credential policy.
     pub async fn tenant_policy(&self, id: &uuid::Uuid) -> Result<TenantPolicy> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT block_password_credentials FROM tenants WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64,)> = sqlx::query_as("SELECT block_password_credentials FROM tenants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         let (block,) = row.ok_or(super::StoreError::NotFound)?;
-        Ok(TenantPolicy {
-            block_password_credentials: block != 0,
-        })
+        Ok(TenantPolicy { block_password_credentials: block != 0 })
+    }
+
+    pub async fn set_tenant_policy(
+        &self,
+        id: &uuid::Uuid,
+        policy: &TenantPolicy,
+        audit: &super::DirectoryAudit,
+    ) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("UPDATE tenants SET block_password_credentials = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(i64::from(policy.block_password_credentials))
+            .execute(&mut *tx)
+            .await?;
+        super::audit::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The signing-key generation of every tenant, for cheap change detection.
     pub async fn tenant_key_generations(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT id, key_generation FROM tenants")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as("SELECT id, key_generation FROM tenants").fetch_all(&self.pool).await?)
     }
 }
 
 /// Inserts a tenant and its first signing keys inside the caller's transaction.
-pub(super) async fn insert_tenant(
-    conn: &mut AnyConnection,
-    tenant: &Tenant,
-    keys: &[StoredSigningKey],
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tenants (id, display_name, created_at, key_generation) VALUES ($1, $2, $3, 1)",
-    )
-    .bind(tenant.id.to_string())
-    .bind(&tenant.display_name)
-    .bind(tenant.created_at)
-    .execute(&mut *conn)
-    .await?;
+pub(super) async fn insert_tenant(conn: &mut AnyConnection, tenant: &Tenant, keys: &[StoredSigningKey]) -> Result<()> {
+    sqlx::query("INSERT INTO tenants (id, display_name, created_at, key_generation) VALUES ($1, $2, $3, 1)")
+        .bind(tenant.id.to_string())
+        .bind(&tenant.display_name)
+        .bind(tenant.created_at)
+        .execute(&mut *conn)
+        .await?;
     for key in keys {
         insert_signing_key(conn, key).await?;
     }
@@ -102,11 +104,7 @@ pub struct NewTenant<'a> {
 impl Store {
     /// Creates a tenant (keys, admin application) in one transaction, with its
     /// audit record when an administrator asked for it.
-    pub async fn create_tenant(
-        &self,
-        new: &NewTenant<'_>,
-        audit: Option<&super::DirectoryAudit>,
-    ) -> Result<()> {
+    pub async fn create_tenant(&self, new: &NewTenant<'_>, audit: Option<&super::DirectoryAudit>) -> Result<()> {
         use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
@@ -126,13 +124,12 @@ impl Store {
         use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO wisp_meta (name, value) VALUES ('bootstrap', $1) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(new.tenant.id.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let claimed =
+            sqlx::query("INSERT INTO wisp_meta (name, value) VALUES ('bootstrap', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(new.tenant.id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if claimed != 1 {
             tx.rollback().await?;
             return Ok(false);

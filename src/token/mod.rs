@@ -87,8 +87,7 @@ pub async fn issue(
     basic: Option<(String, String)>,
     now: i64,
 ) -> Result<Issued, Refusal> {
-    let tenant_id = crate::directory::parse_tenant_id(tenant)
-        .ok_or_else(|| Refusal::TenantNotFound(tenant.into()))?;
+    let tenant_id = crate::directory::parse_tenant_id(tenant).ok_or_else(|| Refusal::TenantNotFound(tenant.into()))?;
     let keys = app
         .keys
         .tenant(&tenant_id)
@@ -115,20 +114,12 @@ pub async fn issue(
         (Some(id), _) | (None, Some(id)) => id.to_string(),
         (None, None) => return Err(Refusal::MissingParameter("client_id")),
     };
-    let unknown_client = || Refusal::UnknownClient {
-        client_id: client_id.clone(),
-        tenant: tenant.to_string(),
-    };
+    let unknown_client = || Refusal::UnknownClient { client_id: client_id.clone(), tenant: tenant.to_string() };
     if Uuid::try_parse(&client_id).is_err() {
         return Err(unknown_client());
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
-    let client = app
-        .store
-        .application_by_app_id(&client_id)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(unknown_client)?;
+    let client = app.store.application_by_app_id(&client_id).await.map_err(unavailable)?.ok_or_else(unknown_client)?;
     let client_sp = app
         .store
         .service_principal_by_app_id(&tenant_id, &client_id)
@@ -139,48 +130,25 @@ pub async fn issue(
     let method = authenticate(app, &client, request, basic_secret.as_deref(), now).await?;
 
     // The resource and its presence (service principal) in this tenant.
-    let unknown_resource = || Refusal::UnknownResource {
-        resource: resource.clone(),
-        tenant: tenant.to_string(),
-    };
-    let (resource_app_id, role_values, version) =
-        resolve_resource(app, &tenant_id, &resource).await?;
+    let unknown_resource = || Refusal::UnknownResource { resource: resource.clone(), tenant: tenant.to_string() };
+    let (resource_app_id, role_values, version) = resolve_resource(app, &tenant_id, &resource).await?;
     let resource_sp = app
         .store
         .service_principal_by_app_id(&tenant_id, &resource_app_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(unknown_resource)?;
-    let granted = app
-        .store
-        .assigned_role_ids(&client_sp.id, &resource_sp.id)
-        .await
-        .map_err(unavailable)?;
-    let mut roles: Vec<String> = granted
-        .iter()
-        .filter_map(|id| {
-            role_values
-                .iter()
-                .find(|(rid, _)| rid == id)
-                .map(|(_, v)| v.clone())
-        })
-        .collect();
+    let granted = app.store.assigned_role_ids(&client_sp.id, &resource_sp.id).await.map_err(unavailable)?;
+    let mut roles: Vec<String> =
+        granted.iter().filter_map(|id| role_values.iter().find(|(rid, _)| rid == id).map(|(_, v)| v.clone())).collect();
     roles.sort();
     roles.dedup();
 
     let v1 = version == 1;
     let exp = now + ACCESS_TOKEN_LIFETIME_SECS;
     let claims = AccessTokenClaims {
-        aud: if v1 {
-            resource.clone()
-        } else {
-            resource_app_id.clone()
-        },
-        iss: if v1 {
-            format!("{}/{}/", app.public_url, tenant_id)
-        } else {
-            app.keys.issuer(&tenant_id)
-        },
+        aud: if v1 { resource.clone() } else { resource_app_id.clone() },
+        iss: if v1 { format!("{}/{}/", app.public_url, tenant_id) } else { app.keys.issuer(&tenant_id) },
         iat: now,
         nbf: now,
         exp,
@@ -201,22 +169,14 @@ pub async fn issue(
         xms_mirid: None,
     };
     let access_token = keys.current.sign_jwt(&claims, v1);
-    Ok(Issued {
-        access_token,
-        expires_in: ACCESS_TOKEN_LIFETIME_SECS,
-        claims,
-    })
+    Ok(Issued { access_token, expires_in: ACCESS_TOKEN_LIFETIME_SECS, claims })
 }
 
 /// The resource named by `scope` (v2, must end in `/.default`) or `resource` (v1).
 fn requested_resource(endpoint: Endpoint, request: &TokenRequest) -> Result<String, Refusal> {
     match endpoint {
         Endpoint::V2 => {
-            let scope = request
-                .scope
-                .as_deref()
-                .ok_or(Refusal::MissingParameter("scope"))?
-                .trim();
+            let scope = request.scope.as_deref().ok_or(Refusal::MissingParameter("scope"))?.trim();
             if scope.is_empty() || scope.split_whitespace().count() != 1 {
                 return Err(Refusal::InvalidScope(scope.to_string()));
             }
@@ -226,11 +186,7 @@ fn requested_resource(endpoint: Endpoint, request: &TokenRequest) -> Result<Stri
             }
         }
         Endpoint::V1 => {
-            let resource = request
-                .resource
-                .as_deref()
-                .ok_or(Refusal::MissingParameter("resource"))?
-                .trim();
+            let resource = request.resource.as_deref().ok_or(Refusal::MissingParameter("resource"))?.trim();
             if resource.is_empty() {
                 return Err(Refusal::MissingParameter("resource"));
             }
@@ -278,9 +234,7 @@ async fn authenticate(
             if matched {
                 Ok(ClientAuthMethod::Secret)
             } else {
-                Err(Refusal::InvalidSecret {
-                    client_id: client.app_id.to_string(),
-                })
+                Err(Refusal::InvalidSecret { client_id: client.app_id.to_string() })
             }
         }
     }
@@ -297,43 +251,22 @@ async fn resolve_resource(
         let roles = builtin
             .roles
             .iter()
-            .filter_map(|r| {
-                Uuid::try_parse(r.id)
-                    .ok()
-                    .map(|id| (id, r.value.to_string()))
-            })
+            .filter_map(|r| Uuid::try_parse(r.id).ok().map(|id| (id, r.value.to_string())))
             .collect();
         return Ok((builtin.app_id.to_string(), roles, 2));
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
-    let by_uri = app
-        .store
-        .application_by_identifier_uri(tenant_id, resource)
-        .await
-        .map_err(unavailable)?;
+    let by_uri = app.store.application_by_identifier_uri(tenant_id, resource).await.map_err(unavailable)?;
     let resource_app = match by_uri {
         Some(found) => Some(found),
-        None if Uuid::try_parse(resource).is_ok() => app
-            .store
-            .application_by_app_id(resource)
-            .await
-            .map_err(unavailable)?,
+        None if Uuid::try_parse(resource).is_ok() => {
+            app.store.application_by_app_id(resource).await.map_err(unavailable)?
+        }
         None => None,
     };
-    let resource_app = resource_app.ok_or_else(|| Refusal::UnknownResource {
-        resource: resource.to_string(),
-        tenant: tenant_id.to_string(),
-    })?;
-    let roles = resource_app
-        .app_roles
-        .iter()
-        .filter(|r| r.is_enabled)
-        .map(|r| (r.id, r.value.clone()))
-        .collect();
-    let version = if resource_app.requested_token_version == Some(1) {
-        1
-    } else {
-        2
-    };
+    let resource_app = resource_app
+        .ok_or_else(|| Refusal::UnknownResource { resource: resource.to_string(), tenant: tenant_id.to_string() })?;
+    let roles = resource_app.app_roles.iter().filter(|r| r.is_enabled).map(|r| (r.id, r.value.clone())).collect();
+    let version = if resource_app.requested_token_version == Some(1) { 1 } else { 2 };
     Ok((resource_app.app_id.to_string(), roles, version))
 }

@@ -29,14 +29,8 @@ impl std::fmt::Debug for TokenRequest {
             .field("client_id", &self.client_id)
             .field("scope", &self.scope)
             .field("resource", &self.resource)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "(redacted)"),
-            )
-            .field(
-                "client_assertion",
-                &self.client_assertion.as_ref().map(|_| "(redacted)"),
-            )
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "(redacted)"))
+            .field("client_assertion", &self.client_assertion.as_ref().map(|_| "(redacted)"))
             .finish_non_exhaustive()
     }
 }
@@ -83,19 +77,12 @@ fn known_name(name: &str) -> &'static str {
 /// form-urlencoded before base64).
 pub fn parse_basic(header: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let encoded = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
+    let encoded = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     let unescape = |s: &str| -> String {
-        form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
+        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
     };
     Some((unescape(id), unescape(secret)))
 }
@@ -117,29 +104,20 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_refused() {
-        assert!(matches!(
-            TokenRequest::parse(b"scope=a&scope=b"),
-            Err(Refusal::InvalidParameter("scope", _))
-        ));
+        assert!(matches!(TokenRequest::parse(b"scope=a&scope=b"), Err(Refusal::InvalidParameter("scope", _))));
     }
 
     #[test]
     fn debug_never_shows_secrets() {
         let r = TokenRequest::parse(b"client_secret=hunter2&client_assertion=eyJ").unwrap();
         let shown = format!("{r:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("eyJ"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("eyJ"), "{shown}");
     }
 
     #[test]
     fn basic_credentials_are_form_decoded() {
         use base64::Engine;
-        let header = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("my%20id:p%3Aw+d")
-        );
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("my%20id:p%3Aw+d"));
         assert_eq!(parse_basic(&header), Some(("my id".into(), "p:w d".into())));
         assert_eq!(parse_basic("Bearer x"), None);
         assert_eq!(parse_basic("Basic !!!"), None);

@@ -57,12 +57,7 @@ pub fn unverified_tenant(token: &str) -> Option<String> {
 }
 
 /// Verifies a token wisp issued for tenant `keys.tenant_id` with issuer `issuer`.
-pub fn verify(
-    keys: &TenantKeys,
-    issuer: &str,
-    token: &str,
-    now: i64,
-) -> Result<AccessTokenClaims, VerifyError> {
+pub fn verify(keys: &TenantKeys, issuer: &str, token: &str, now: i64) -> Result<AccessTokenClaims, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::Malformed);
     }
@@ -80,14 +75,8 @@ pub fn verify(
     if header.alg != "RS256" {
         return Err(VerifyError::Algorithm);
     }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.key(kid))
-        .ok_or(VerifyError::UnknownKey)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| VerifyError::Malformed)?;
+    let key = header.kid.as_deref().and_then(|kid| keys.key(kid)).ok_or(VerifyError::UnknownKey)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| VerifyError::Malformed)?;
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
     if !key.verify(signing_input.as_bytes(), &signature) {
         return Err(VerifyError::Signature);

@@ -8,49 +8,22 @@ use crate::support::spawn_wisp;
 async fn discovery_document_has_entra_shape_and_points_at_this_tenant() {
     let wisp = spawn_wisp().await;
     let tenant = wisp.tenant_id();
-    let response = wisp
-        .get(&format!("/{tenant}/v2.0/.well-known/openid-configuration"))
-        .await;
+    let response = wisp.get(&format!("/{tenant}/v2.0/.well-known/openid-configuration")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["cache-control"],
-        "max-age=86400, private"
-    );
+    assert_eq!(response.headers()["cache-control"], "max-age=86400, private");
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let doc: Value = response.json().await.unwrap();
     let base = format!("{}/{tenant}", wisp.base_url);
     assert_eq!(doc["issuer"], format!("{base}/v2.0"));
     assert_eq!(doc["token_endpoint"], format!("{base}/oauth2/v2.0/token"));
     assert_eq!(doc["jwks_uri"], format!("{base}/discovery/v2.0/keys"));
     // MSAL Python indexes authorization_endpoint; msal-node also needs issuer and jwks_uri.
-    assert_eq!(
-        doc["authorization_endpoint"],
-        format!("{base}/oauth2/v2.0/authorize")
-    );
-    assert!(
-        doc["token_endpoint"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://")
-    );
-    assert_eq!(
-        doc["id_token_signing_alg_values_supported"],
-        serde_json::json!(["RS256"])
-    );
-    let methods = doc["token_endpoint_auth_methods_supported"]
-        .as_array()
-        .unwrap();
-    for method in [
-        "client_secret_post",
-        "private_key_jwt",
-        "client_secret_basic",
-    ] {
+    assert_eq!(doc["authorization_endpoint"], format!("{base}/oauth2/v2.0/authorize"));
+    assert!(doc["token_endpoint"].as_str().unwrap().starts_with("https://"));
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    let methods = doc["token_endpoint_auth_methods_supported"].as_array().unwrap();
+    for method in ["client_secret_post", "private_key_jwt", "client_secret_basic"] {
         assert!(methods.iter().any(|m| m == method), "{method} advertised");
     }
 }
@@ -61,25 +34,13 @@ async fn jwks_has_entra_shape_and_verifies_tokens_signed_by_the_current_key() {
     let tenant = wisp.tenant_id();
     let response = wisp.get(&format!("/{tenant}/discovery/v2.0/keys")).await;
     assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .starts_with("max-age=")
-    );
+    assert!(response.headers()["cache-control"].to_str().unwrap().starts_with("max-age="));
     let jwks: Value = response.json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(
-        keys.len(),
-        2,
-        "the current key and the next key are published"
-    );
+    assert_eq!(keys.len(), 2, "the current key and the next key are published");
     for key in keys {
         for member in ["kty", "use", "kid", "x5t", "n", "e", "x5c", "issuer"] {
-            assert!(
-                key.get(member).is_some(),
-                "JWK member {member} present: {key}"
-            );
+            assert!(key.get(member).is_some(), "JWK member {member} present: {key}");
         }
         assert_eq!(key["kty"], "RSA");
         assert_eq!(key["use"], "sig");
@@ -87,44 +48,23 @@ async fn jwks_has_entra_shape_and_verifies_tokens_signed_by_the_current_key() {
         assert_eq!(key["issuer"], format!("{}/{tenant}/v2.0", wisp.base_url));
         // kid is the base64url SHA-1 thumbprint of the x5c certificate.
         use base64::Engine;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(key["x5c"][0].as_str().unwrap())
-            .unwrap();
+        let der = base64::engine::general_purpose::STANDARD.decode(key["x5c"][0].as_str().unwrap()).unwrap();
         assert_eq!(key["kid"], wisp::crypto::x5t_sha1(&der));
     }
 
     // A token signed by the tenant's current key verifies with the published JWKS alone.
     let tenant_id = tenant.parse().unwrap();
-    let signing = wisp
-        .server
-        .app
-        .keys
-        .tenant(&tenant_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let token = signing.current.sign_jwt(
-        &serde_json::json!({"aud": "api://x", "exp": 4_000_000_000u64}),
-        false,
-    );
+    let signing = wisp.server.app.keys.tenant(&tenant_id).await.unwrap().unwrap();
+    let token = signing.current.sign_jwt(&serde_json::json!({"aud": "api://x", "exp": 4_000_000_000u64}), false);
     let header = jsonwebtoken::decode_header(&token).unwrap();
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
-    let jwk = set
-        .find(header.kid.as_deref().unwrap())
-        .expect("kid is published");
+    let jwk = set.find(header.kid.as_deref().unwrap()).expect("kid is published");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&["api://x"]);
-    let decoded = jsonwebtoken::decode::<Value>(
-        &token,
-        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
-        &validation,
-    );
+    let decoded =
+        jsonwebtoken::decode::<Value>(&token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation);
     assert!(decoded.is_ok(), "{decoded:?}");
-    assert_eq!(
-        keys[0]["kid"],
-        header.kid.unwrap(),
-        "the signing key is listed first"
-    );
+    assert_eq!(keys[0]["kid"], header.kid.unwrap(), "the signing key is listed first");
 }
 
 #[tokio::test]
@@ -144,10 +84,7 @@ async fn unknown_or_malformed_tenants_get_the_entra_error_body() {
         assert_eq!(body["error"], "invalid_request");
         assert_eq!(body["error_codes"], serde_json::json!([90002]));
         let description = body["error_description"].as_str().unwrap();
-        assert!(
-            description.starts_with("AADSTS90002: Tenant '"),
-            "{description}"
-        );
+        assert!(description.starts_with("AADSTS90002: Tenant '"), "{description}");
         assert!(description.len() < 600, "echoed input is bounded");
         for field in ["timestamp", "trace_id", "correlation_id"] {
             assert!(body[field].is_string(), "{field} present");
@@ -175,13 +112,7 @@ async fn a_client_request_id_is_echoed_as_the_correlation_id() {
     assert_eq!(body["correlation_id"], request_id.as_str());
 
     // A non-GUID value is not echoed (it would be an injection vector).
-    let response = wisp
-        .client
-        .get(wisp.url("/healthz"))
-        .header("client-request-id", "<script>")
-        .send()
-        .await
-        .unwrap();
+    let response = wisp.client.get(wisp.url("/healthz")).header("client-request-id", "<script>").send().await.unwrap();
     assert!(!response.headers().contains_key("client-request-id"));
 }
 
@@ -192,20 +123,13 @@ async fn health_readiness_and_metrics() {
     assert_eq!(health.status(), 200);
     let ready = wisp.get("/readyz").await;
     assert_eq!(ready.status(), 200);
-    wisp.get(&format!("/{}/discovery/v2.0/keys", wisp.tenant_id()))
-        .await;
+    wisp.get(&format!("/{}/discovery/v2.0/keys", wisp.tenant_id())).await;
     let metrics = wisp.get("/metrics").await;
     assert_eq!(metrics.status(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("wisp_http_requests_total"), "{text}");
-    assert!(
-        text.contains("route=\"/{tenant}/discovery/v2.0/keys\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("wisp_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("route=\"/{tenant}/discovery/v2.0/keys\""), "{text}");
+    assert!(text.contains("wisp_http_request_duration_seconds_bucket"), "{text}");
     assert!(text.contains("wisp_cache_requests_total"), "{text}");
     let unknown = wisp.get("/no/such/path").await;
     assert_eq!(unknown.status(), 404);
@@ -224,25 +148,15 @@ async fn readiness_fails_when_the_database_is_gone() {
 #[tokio::test]
 async fn plain_http_is_refused_on_the_tls_port() {
     let wisp = spawn_wisp().await;
-    let plain = reqwest::Client::new()
-        .get(format!(
-            "http://127.0.0.1:{}/healthz",
-            wisp.server.local_addr.port()
-        ))
-        .send()
-        .await;
+    let plain =
+        reqwest::Client::new().get(format!("http://127.0.0.1:{}/healthz", wisp.server.local_addr.port())).send().await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
 }
 
 #[tokio::test]
 async fn oversized_requests_are_refused() {
     let wisp = spawn_wisp().await;
-    let response = wisp
-        .client
-        .post(wisp.url("/healthz"))
-        .body(vec![b'a'; wisp::http::MAX_BODY_BYTES + 1])
-        .send()
-        .await
-        .unwrap();
+    let response =
+        wisp.client.post(wisp.url("/healthz")).body(vec![b'a'; wisp::http::MAX_BODY_BYTES + 1]).send().await.unwrap();
     assert_eq!(response.status(), 413);
 }

@@ -19,12 +19,7 @@ const T0: i64 = 1_800_000_000;
 
 fn kids(jwks: &[u8]) -> Vec<String> {
     let value: Value = serde_json::from_slice(jwks).unwrap();
-    value["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_string())
-        .collect()
+    value["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]
@@ -45,38 +40,16 @@ async fn two_processes_rotate_once_and_converge() {
         let store_b = Store::connect(&db.url).await.unwrap();
         let (a, b) = (ring(store_a.clone()), ring(store_b));
 
-        let tenant = Tenant {
-            id: Uuid::new_v4(),
-            display_name: "t".into(),
-            created_at: T0,
-        };
+        let tenant = Tenant { id: Uuid::new_v4(), display_name: "t".into(), created_at: T0 };
         let keys = a.initial_keys(&tenant.id, T0).unwrap();
-        store_a
-            .create_tenant(
-                &NewTenant {
-                    tenant: &tenant,
-                    keys: &keys,
-                    admin: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        store_a.create_tenant(&NewTenant { tenant: &tenant, keys: &keys, admin: None }, None).await.unwrap();
 
         let before = a.tenant(&tenant.id).await.unwrap().unwrap();
-        assert_eq!(
-            b.tenant(&tenant.id).await.unwrap().unwrap().current.kid(),
-            before.current.kid()
-        );
+        assert_eq!(b.tenant(&tenant.id).await.unwrap().unwrap().current.kid(), before.current.kid());
         let published_before = kids(&before.jwks);
         assert_eq!(published_before.len(), 2);
         let next_kid = published_before[1].clone();
-        assert_ne!(
-            next_kid,
-            before.current.kid(),
-            "{}: the next key is published but does not sign",
-            db.backend
-        );
+        assert_ne!(next_kid, before.current.kid(), "{}: the next key is published but does not sign", db.backend);
 
         // Nothing is due a day early.
         assert_eq!(a.maintain(T0 + 29 * DAY).await.unwrap(), 0);
@@ -84,39 +57,16 @@ async fn two_processes_rotate_once_and_converge() {
         // Both processes notice the due rotation at the same moment; one wins.
         let rotate_at = T0 + 30 * DAY;
         let (ra, rb) = tokio::join!(a.maintain(rotate_at), b.maintain(rotate_at));
-        assert_eq!(
-            ra.unwrap() + rb.unwrap(),
-            1,
-            "{}: exactly one rotation",
-            db.backend
-        );
+        assert_eq!(ra.unwrap() + rb.unwrap(), 1, "{}: exactly one rotation", db.backend);
         a.refresh().await.unwrap();
         b.refresh().await.unwrap();
         let after_a = a.tenant(&tenant.id).await.unwrap().unwrap();
         let after_b = b.tenant(&tenant.id).await.unwrap().unwrap();
-        assert_eq!(
-            after_a.current.kid(),
-            next_kid,
-            "{}: the published next key now signs",
-            db.backend
-        );
-        assert_eq!(
-            after_b.current.kid(),
-            next_kid,
-            "{}: the other process converged",
-            db.backend
-        );
+        assert_eq!(after_a.current.kid(), next_kid, "{}: the published next key now signs", db.backend);
+        assert_eq!(after_b.current.kid(), next_kid, "{}: the other process converged", db.backend);
         let published = kids(&after_a.jwks);
-        assert_eq!(
-            published.len(),
-            3,
-            "{}: current, new next, previous",
-            db.backend
-        );
-        assert!(
-            published.contains(&before.current.kid().to_string()),
-            "the previous key stays published"
-        );
+        assert_eq!(published.len(), 3, "{}: current, new next, previous", db.backend);
+        assert!(published.contains(&before.current.kid().to_string()), "the previous key stays published");
 
         // The previous key leaves only after every token it signed has expired.
         let retire_at = rotate_at + MAX_TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS;
@@ -125,11 +75,7 @@ async fn two_processes_rotate_once_and_converge() {
         b.refresh().await.unwrap();
         let final_b = kids(&b.tenant(&tenant.id).await.unwrap().unwrap().jwks);
         assert_eq!(final_b.len(), 2, "{}", db.backend);
-        assert!(
-            !final_b.contains(&before.current.kid().to_string()),
-            "{}: retired key removed",
-            db.backend
-        );
+        assert!(!final_b.contains(&before.current.kid().to_string()), "{}: retired key removed", db.backend);
     }
 }
 
@@ -148,23 +94,9 @@ async fn keys_sealed_under_another_master_key_do_not_load() {
         };
         let right = ring(MasterKey::generate_base64());
         let wrong = ring(MasterKey::generate_base64());
-        let tenant = Tenant {
-            id: Uuid::new_v4(),
-            display_name: "t".into(),
-            created_at: T0,
-        };
+        let tenant = Tenant { id: Uuid::new_v4(), display_name: "t".into(), created_at: T0 };
         let keys = right.initial_keys(&tenant.id, T0).unwrap();
-        store
-            .create_tenant(
-                &NewTenant {
-                    tenant: &tenant,
-                    keys: &keys,
-                    admin: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        store.create_tenant(&NewTenant { tenant: &tenant, keys: &keys, admin: None }, None).await.unwrap();
         assert!(right.tenant(&tenant.id).await.unwrap().is_some());
         let err = wrong.tenant(&tenant.id).await.unwrap_err().to_string();
         assert!(err.contains("cannot be opened"), "{}: {err}", db.backend);

@@ -13,11 +13,7 @@ async fn open(url: &str) -> Store {
 }
 
 fn tenant() -> Tenant {
-    Tenant {
-        id: Uuid::new_v4(),
-        display_name: "Contoso".into(),
-        created_at: 1_800_000_000,
-    }
+    Tenant { id: Uuid::new_v4(), display_name: "Contoso".into(), created_at: 1_800_000_000 }
 }
 
 fn fake_key(tenant: &Tenant, kid: &str, state: &str) -> StoredSigningKey {
@@ -40,41 +36,14 @@ async fn migrations_are_idempotent_and_tenants_round_trip() {
         let store = open(&db.url).await;
         store.migrate().await.expect("second migrate is a no-op");
         let t = tenant();
-        let keys = [
-            fake_key(&t, &format!("k1-{}", t.id), "current"),
-            fake_key(&t, &format!("k2-{}", t.id), "next"),
-        ];
-        store
-            .create_tenant(
-                &NewTenant {
-                    tenant: &t,
-                    keys: &keys,
-                    admin: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.tenant(&t.id).await.unwrap(),
-            Some(t.clone()),
-            "{}",
-            db.backend
-        );
+        let keys = [fake_key(&t, &format!("k1-{}", t.id), "current"), fake_key(&t, &format!("k2-{}", t.id), "next")];
+        store.create_tenant(&NewTenant { tenant: &t, keys: &keys, admin: None }, None).await.unwrap();
+        assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()), "{}", db.backend);
         assert_eq!(store.tenant(&Uuid::new_v4()).await.unwrap(), None);
-        let (generation, stored) = store
-            .signing_keys(&t.id.to_string())
-            .await
-            .unwrap()
-            .unwrap();
+        let (generation, stored) = store.signing_keys(&t.id.to_string()).await.unwrap().unwrap();
         assert_eq!(generation, 1);
         assert_eq!(stored.len(), 2);
-        assert_eq!(
-            stored[0].certificate,
-            vec![1, 2, 3],
-            "{}: blobs round-trip",
-            db.backend
-        );
+        assert_eq!(stored[0].certificate, vec![1, 2, 3], "{}: blobs round-trip", db.backend);
         store.ping().await.unwrap();
     }
 }
@@ -87,43 +56,15 @@ async fn only_one_of_two_concurrent_bootstraps_wins() {
         let (ta, tb) = (tenant(), tenant());
         let ka = [fake_key(&ta, "a1", "current")];
         let kb = [fake_key(&tb, "b1", "current")];
-        let (na, nb) = (
-            NewTenant {
-                tenant: &ta,
-                keys: &ka,
-                admin: None,
-            },
-            NewTenant {
-                tenant: &tb,
-                keys: &kb,
-                admin: None,
-            },
-        );
+        let (na, nb) =
+            (NewTenant { tenant: &ta, keys: &ka, admin: None }, NewTenant { tenant: &tb, keys: &kb, admin: None });
         let (ra, rb) = tokio::join!(a.bootstrap(&na), b.bootstrap(&nb));
         let wins = [ra.unwrap(), rb.unwrap()];
-        assert_eq!(
-            wins.iter().filter(|w| **w).count(),
-            1,
-            "{}: exactly one bootstrap",
-            db.backend
-        );
-        assert_eq!(
-            a.tenants().await.unwrap().len(),
-            1,
-            "{}: the loser left nothing behind",
-            db.backend
-        );
+        assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{}: exactly one bootstrap", db.backend);
+        assert_eq!(a.tenants().await.unwrap().len(), 1, "{}: the loser left nothing behind", db.backend);
         // And later attempts never bootstrap again.
         let tc = tenant();
-        assert!(
-            !a.bootstrap(&NewTenant {
-                tenant: &tc,
-                keys: &[],
-                admin: None
-            })
-            .await
-            .unwrap()
-        );
+        assert!(!a.bootstrap(&NewTenant { tenant: &tc, keys: &[], admin: None }).await.unwrap());
     }
 }
 
@@ -132,16 +73,8 @@ async fn meta_values_are_first_writer_wins() {
     for db in test_databases().await {
         let store = open(&db.url).await;
         assert_eq!(store.meta_get("x").await.unwrap(), None);
-        assert_eq!(
-            store.meta_insert_or_get("x", "first").await.unwrap(),
-            "first"
-        );
-        assert_eq!(
-            store.meta_insert_or_get("x", "second").await.unwrap(),
-            "first",
-            "{}",
-            db.backend
-        );
+        assert_eq!(store.meta_insert_or_get("x", "first").await.unwrap(), "first");
+        assert_eq!(store.meta_insert_or_get("x", "second").await.unwrap(), "first", "{}", db.backend);
         assert_eq!(store.meta_get("x").await.unwrap().as_deref(), Some("first"));
     }
 }
@@ -151,21 +84,8 @@ async fn key_changes_are_compare_and_swap_on_the_generation() {
     for db in test_databases().await {
         let store = open(&db.url).await;
         let t = tenant();
-        let keys = [
-            fake_key(&t, &format!("cur-{}", t.id), "current"),
-            fake_key(&t, &format!("nxt-{}", t.id), "next"),
-        ];
-        store
-            .create_tenant(
-                &NewTenant {
-                    tenant: &t,
-                    keys: &keys,
-                    admin: None,
-                },
-                None,
-            )
-            .await
-            .unwrap();
+        let keys = [fake_key(&t, &format!("cur-{}", t.id), "current"), fake_key(&t, &format!("nxt-{}", t.id), "next")];
+        store.create_tenant(&NewTenant { tenant: &t, keys: &keys, admin: None }, None).await.unwrap();
         let id = t.id.to_string();
         let rotate = KeyChange {
             delete: vec![],
@@ -173,56 +93,25 @@ async fn key_changes_are_compare_and_swap_on_the_generation() {
             activate: Some(keys[1].kid.clone()),
             insert: vec![fake_key(&t, &format!("new-{}", t.id), "next")],
         };
-        assert!(
-            !store
-                .apply_key_change(&id, 0, &rotate, 1_900_000_000)
-                .await
-                .unwrap(),
-            "stale generation"
-        );
+        assert!(!store.apply_key_change(&id, 0, &rotate, 1_900_000_000).await.unwrap(), "stale generation");
         let (generation, unchanged) = store.signing_keys(&id).await.unwrap().unwrap();
         assert_eq!(generation, 1);
-        assert_eq!(
-            unchanged.len(),
-            2,
-            "{}: a lost swap changes nothing",
-            db.backend
-        );
+        assert_eq!(unchanged.len(), 2, "{}: a lost swap changes nothing", db.backend);
 
-        assert!(
-            store
-                .apply_key_change(&id, 1, &rotate, 1_900_000_000)
-                .await
-                .unwrap()
-        );
+        assert!(store.apply_key_change(&id, 1, &rotate, 1_900_000_000).await.unwrap());
         let (generation, rotated) = store.signing_keys(&id).await.unwrap().unwrap();
         assert_eq!(generation, 2);
-        let state = |kid: &str| {
-            rotated
-                .iter()
-                .find(|k| k.kid == kid)
-                .map(|k| k.state.clone())
-        };
+        let state = |kid: &str| rotated.iter().find(|k| k.kid == kid).map(|k| k.state.clone());
         assert_eq!(state(&keys[0].kid).as_deref(), Some("previous"));
         assert_eq!(state(&keys[1].kid).as_deref(), Some("current"));
         assert_eq!(state(&format!("new-{}", t.id)).as_deref(), Some("next"));
-        let activated = rotated
-            .iter()
-            .find(|k| k.state == "current")
-            .unwrap()
-            .activated_at;
+        let activated = rotated.iter().find(|k| k.state == "current").unwrap().activated_at;
         assert_eq!(activated, Some(1_900_000_000));
 
         // Due-for-maintenance finds the previous key once its retirement passed.
-        let due = store
-            .tenants_due_for_key_maintenance(0, 2_000_000_000)
-            .await
-            .unwrap();
+        let due = store.tenants_due_for_key_maintenance(0, 2_000_000_000).await.unwrap();
         assert!(due.contains(&id), "{}", db.backend);
-        let not_due = store
-            .tenants_due_for_key_maintenance(0, 1_999_999_999)
-            .await
-            .unwrap();
+        let not_due = store.tenants_due_for_key_maintenance(0, 1_999_999_999).await.unwrap();
         assert!(!not_due.contains(&id), "{}", db.backend);
     }
 }
@@ -232,35 +121,15 @@ async fn the_schema_enforces_one_current_key_per_tenant() {
     for db in test_databases().await {
         let store = open(&db.url).await;
         let t = tenant();
-        let keys = [
-            fake_key(&t, &format!("c1-{}", t.id), "current"),
-            fake_key(&t, &format!("c2-{}", t.id), "current"),
-        ];
-        let result = store
-            .create_tenant(
-                &NewTenant {
-                    tenant: &t,
-                    keys: &keys,
-                    admin: None,
-                },
-                None,
-            )
-            .await;
+        let keys = [fake_key(&t, &format!("c1-{}", t.id), "current"), fake_key(&t, &format!("c2-{}", t.id), "current")];
+        let result = store.create_tenant(&NewTenant { tenant: &t, keys: &keys, admin: None }, None).await;
         assert!(result.is_err(), "{}: two current keys refused", db.backend);
-        assert_eq!(
-            store.tenant(&t.id).await.unwrap(),
-            None,
-            "{}: and the transaction rolled back",
-            db.backend
-        );
+        assert_eq!(store.tenant(&t.id).await.unwrap(), None, "{}: and the transaction rolled back", db.backend);
     }
 }
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
     let err = Store::connect("mysql://localhost/db").await.unwrap_err();
-    assert!(
-        err.to_string().contains("unsupported database URL"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unsupported database URL"), "{err}");
 }

@@ -20,13 +20,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn tenant_id(&self) -> String {
-        self.server
-            .bootstrap
-            .as_ref()
-            .expect("this server bootstrapped")
-            .0
-            .tenant_id
-            .to_string()
+        self.server.bootstrap.as_ref().expect("this server bootstrapped").0.tenant_id.to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -34,25 +28,13 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request reaches the server")
+        self.client.get(self.url(path)).send().await.expect("request reaches the server")
     }
 
     /// The bootstrap administrator's client id and secret.
     pub fn admin_credentials(&self) -> (String, String) {
-        let info = &self
-            .server
-            .bootstrap
-            .as_ref()
-            .expect("this server bootstrapped")
-            .0;
-        (
-            info.admin_client_id.to_string(),
-            info.admin_client_secret.clone(),
-        )
+        let info = &self.server.bootstrap.as_ref().expect("this server bootstrapped").0;
+        (info.admin_client_id.to_string(), info.admin_client_secret.clone())
     }
 
     /// A client-credentials request with a secret; returns the raw response.
@@ -84,9 +66,7 @@ impl TestServer {
 
     /// An admin API session for any client holding admin API roles.
     pub async fn admin_as(&self, tenant: &str, client_id: &str, secret: &str) -> Admin {
-        let response = self
-            .token_with_secret(tenant, client_id, secret, "api://wisp-admin/.default")
-            .await;
+        let response = self.token_with_secret(tenant, client_id, secret, "api://wisp-admin/.default").await;
         assert_eq!(response.status(), 200, "admin token for {client_id}");
         let body: serde_json::Value = response.json().await.unwrap();
         Admin {
@@ -114,17 +94,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn etag(&self) -> String {
-        self.headers
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
+        self.headers.get("etag").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
     }
 
     pub fn error_message(&self) -> String {
-        self.body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.body["error"]["message"].as_str().unwrap_or_default().to_string()
     }
 }
 
@@ -136,11 +110,7 @@ impl Admin {
         body: Option<serde_json::Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let url = if path.starts_with("http") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.base)
-        };
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
         let mut request = self.client.request(method, url).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -157,11 +127,7 @@ impl Admin {
         } else {
             serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -169,13 +135,11 @@ impl Admin {
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body), &[])
-            .await
+        self.send(reqwest::Method::POST, path, Some(body), &[]).await
     }
 
     pub async fn patch(&self, path: &str, body: serde_json::Value) -> Reply {
-        self.send(reqwest::Method::PATCH, path, Some(body), &[])
-            .await
+        self.send(reqwest::Method::PATCH, path, Some(body), &[]).await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
@@ -207,17 +171,19 @@ pub async fn spawn_wisp() -> TestServer {
     spawn_with(config, data_dir).await
 }
 
+/// Starts a server whose directory lives in `db` (SQLite file or PostgreSQL schema).
+pub async fn spawn_on(db: &TestDatabase) -> TestServer {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = test_config(data_dir.path(), Some(db.url.clone()));
+    spawn_with(config, data_dir).await
+}
+
 pub async fn spawn_with(config: Config, data_dir: tempfile::TempDir) -> TestServer {
     let server = Server::start(&config).await.expect("server starts");
     let port = server.local_addr.port();
     let client = https_client(server.ca_file.as_deref().expect("generated CA"), port);
     let base_url = server.public_url.clone();
-    TestServer {
-        server,
-        client,
-        base_url,
-        data_dir,
-    }
+    TestServer { server, client, base_url, data_dir }
 }
 
 /// A client trusting only wisp's CA, with `localhost` pinned to 127.0.0.1.
@@ -240,9 +206,7 @@ pub fn postgres_base_url() -> Option<String> {
             panic!("CI=true but WISP_TEST_DATABASE_URL is not set: PostgreSQL tests must run in CI")
         }
         _ => {
-            eprintln!(
-                "notice: WISP_TEST_DATABASE_URL is unset; skipping the PostgreSQL half of this test"
-            );
+            eprintln!("notice: WISP_TEST_DATABASE_URL is unset; skipping the PostgreSQL half of this test");
             None
         }
     }
@@ -263,17 +227,11 @@ impl PgSchema {
         let mut conn = sqlx::AnyConnection::connect(base)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at WISP_TEST_DATABASE_URL is unreachable: {e}"));
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .await
-            .unwrap();
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).await.unwrap();
         conn.close().await.unwrap();
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
-        PgSchema {
-            base: base.to_string(),
-            name,
-            url,
-        }
+        PgSchema { base: base.to_string(), name, url }
     }
 }
 
@@ -283,15 +241,10 @@ impl Drop for PgSchema {
         let name = self.name.clone();
         // Drop runs outside async; use a private runtime on a helper thread.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
-                    let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
-                        .await;
+                    let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).await;
                     let _ = conn.close().await;
                 }
             });

@@ -8,44 +8,23 @@ use crate::support::{TestServer, spawn_wisp};
 const ADMIN_SCOPE: &str = "api://wisp-admin/.default";
 
 async fn form(wisp: &TestServer, path: &str, fields: &[(&str, &str)]) -> (u16, Value) {
-    let response = wisp
-        .client
-        .post(wisp.url(path))
-        .form(fields)
-        .send()
-        .await
-        .unwrap();
+    let response = wisp.client.post(wisp.url(path)).form(fields).send().await.unwrap();
     let status = response.status().as_u16();
     assert_eq!(response.headers()["cache-control"], "no-store");
     (status, response.json().await.unwrap())
 }
 
 /// Verifies `token` with the tenant's published JWKS and returns its claims.
-pub async fn verify_with_jwks(
-    wisp: &TestServer,
-    tenant: &str,
-    token: &str,
-    audience: &str,
-) -> Value {
-    let jwks: jsonwebtoken::jwk::JwkSet = wisp
-        .get(&format!("/{tenant}/discovery/v2.0/keys"))
-        .await
-        .json()
-        .await
-        .unwrap();
+pub async fn verify_with_jwks(wisp: &TestServer, tenant: &str, token: &str, audience: &str) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        wisp.get(&format!("/{tenant}/discovery/v2.0/keys")).await.json().await.unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
-    let jwk = jwks
-        .find(header.kid.as_deref().unwrap())
-        .expect("kid published");
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid published");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_audience(&[audience]);
-    jsonwebtoken::decode::<Value>(
-        token,
-        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
-        &validation,
-    )
-    .expect("token verifies with the JWKS")
-    .claims
+    jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("token verifies with the JWKS")
+        .claims
 }
 
 #[tokio::test]
@@ -70,13 +49,7 @@ async fn a_client_secret_gets_an_entra_shaped_v2_token() {
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].is_i64() && body["ext_expires_in"].is_i64());
     let admin_api = "00000003-7769-7370-0000-000000000000";
-    let claims = verify_with_jwks(
-        &wisp,
-        &tenant,
-        body["access_token"].as_str().unwrap(),
-        admin_api,
-    )
-    .await;
+    let claims = verify_with_jwks(&wisp, &tenant, body["access_token"].as_str().unwrap(), admin_api).await;
     assert_eq!(claims["iss"], format!("{}/{tenant}/v2.0", wisp.base_url));
     assert_eq!(claims["tid"], tenant.as_str());
     assert_eq!(claims["azp"], client_id.as_str());
@@ -84,10 +57,7 @@ async fn a_client_secret_gets_an_entra_shaped_v2_token() {
     assert_eq!(claims["idtyp"], "app");
     assert_eq!(claims["ver"], "2.0");
     assert_eq!(claims["oid"], claims["sub"]);
-    assert_eq!(
-        claims["roles"],
-        serde_json::json!(["Directory.ReadWrite.All"])
-    );
+    assert_eq!(claims["roles"], serde_json::json!(["Directory.ReadWrite.All"]));
     assert!(claims.get("appid").is_none());
     let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();
     assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -103,10 +73,7 @@ async fn basic_auth_and_the_v1_endpoint_work() {
         .client
         .post(wisp.url(&format!("/{tenant}/oauth2/token?api-version=1.0")))
         .basic_auth(&client_id, Some(&secret))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("resource", "api://wisp-admin"),
-        ])
+        .form(&[("grant_type", "client_credentials"), ("resource", "api://wisp-admin")])
         .send()
         .await
         .unwrap();
@@ -195,31 +162,19 @@ async fn every_refusal_has_its_entra_code() {
             70003,
         ),
         (
-            vec![
-                ("grant_type", "client_credentials"),
-                ("client_secret", &secret),
-                ("scope", ADMIN_SCOPE),
-            ],
+            vec![("grant_type", "client_credentials"), ("client_secret", &secret), ("scope", ADMIN_SCOPE)],
             400,
             "invalid_request",
             900144,
         ),
         (
-            vec![
-                ("client_id", &client_id),
-                ("client_secret", &secret),
-                ("scope", ADMIN_SCOPE),
-            ],
+            vec![("client_id", &client_id), ("client_secret", &secret), ("scope", ADMIN_SCOPE)],
             400,
             "invalid_request",
             900144,
         ),
         (
-            vec![
-                ("grant_type", "client_credentials"),
-                ("client_id", &client_id),
-                ("scope", ADMIN_SCOPE),
-            ],
+            vec![("grant_type", "client_credentials"), ("client_id", &client_id), ("scope", ADMIN_SCOPE)],
             401,
             "invalid_client",
             7000218,
@@ -253,10 +208,7 @@ async fn every_refusal_has_its_entra_code() {
                 ("client_id", &client_id),
                 ("client_secret", &secret),
                 ("client_assertion", "eyJ.x.y"),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
                 ("scope", ADMIN_SCOPE),
             ],
             400,
@@ -266,31 +218,18 @@ async fn every_refusal_has_its_entra_code() {
     ];
     for (fields, status, error, code) in cases {
         let (got_status, body) = form(&wisp, &path, &fields).await;
-        assert_eq!(
-            (got_status, body["error"].as_str().unwrap()),
-            (status, error),
-            "{fields:?}: {body}"
-        );
+        assert_eq!((got_status, body["error"].as_str().unwrap()), (status, error), "{fields:?}: {body}");
         assert_eq!(body["error_codes"][0], code, "{fields:?}: {body}");
         let description = body["error_description"].as_str().unwrap();
-        assert!(
-            description.starts_with(&format!("AADSTS{code}: ")),
-            "{description}"
-        );
+        assert!(description.starts_with(&format!("AADSTS{code}: ")), "{description}");
         assert!(!description.contains(&secret), "the secret is never echoed");
     }
 
     // Unknown tenants, and a body that is not a form.
-    let (status, body) = form(
-        &wisp,
-        &format!("/{}/oauth2/v2.0/token", uuid::Uuid::new_v4()),
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    assert_eq!(
-        (status, body["error_codes"][0].as_u64()),
-        (400, Some(90002))
-    );
+    let (status, body) =
+        form(&wisp, &format!("/{}/oauth2/v2.0/token", uuid::Uuid::new_v4()), &[("grant_type", "client_credentials")])
+            .await;
+    assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(90002)));
     let response = wisp
         .client
         .post(wisp.url(&path))
@@ -303,10 +242,7 @@ async fn every_refusal_has_its_entra_code() {
         .client
         .post(wisp.url(&path))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=client_credentials&client_assertion={}",
-            "a".repeat(wisp::http::MAX_BODY_BYTES)
-        ))
+        .body(format!("grant_type=client_credentials&client_assertion={}", "a".repeat(wisp::http::MAX_BODY_BYTES)))
         .send()
         .await
         .unwrap();

@@ -10,14 +10,12 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime, json_response,
-    no_content, parse_body,
+    AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime, json_response, no_content, parse_body,
 };
 use crate::app::AppState;
 use crate::crypto::{generate_client_secret, parse_certificate, x5t_sha1, x5t_sha256};
 use crate::directory::{
-    AppRole, Application, KeyCredentialInfo, MULTI_TENANT, PasswordCredentialInfo, SINGLE_TENANT,
-    validation,
+    AppRole, Application, KeyCredentialInfo, MULTI_TENANT, PasswordCredentialInfo, SINGLE_TENANT, validation,
 };
 use crate::store::{KeyCredentialChanges, NewPasswordCredential};
 
@@ -77,12 +75,7 @@ struct KeyCredentialBody {
 }
 
 /// The Graph JSON of an application.
-pub fn to_json(
-    base: &str,
-    app: &Application,
-    secrets: &[PasswordCredentialInfo],
-    keys: &[KeyCredentialInfo],
-) -> Value {
+pub fn to_json(base: &str, app: &Application, secrets: &[PasswordCredentialInfo], keys: &[KeyCredentialInfo]) -> Value {
     json!({
         "@odata.context": format!("{base}/v1.0/$metadata#applications/$entity"),
         "@odata.etag": super::etag(app.version),
@@ -126,53 +119,26 @@ fn thumbprint_hex(x5t: &str) -> String {
 }
 
 /// Loads an application of the caller's tenant, or 404.
-pub async fn load(
-    app: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<Application, super::AdminError> {
+pub async fn load(app: &AppState, caller: &Caller, id: &str) -> Result<Application, super::AdminError> {
     let not_found = || GraphError::not_found("application", id);
-    let object_id = Uuid::try_parse(id)
-        .map_err(|_| not_found())
-        .or_fail(caller)?;
-    app.store
-        .application(&caller.tenant_id, &object_id)
-        .await
-        .or_fail(caller)?
-        .ok_or_else(not_found)
-        .or_fail(caller)
+    let object_id = Uuid::try_parse(id).map_err(|_| not_found()).or_fail(caller)?;
+    app.store.application(&caller.tenant_id, &object_id).await.or_fail(caller)?.ok_or_else(not_found).or_fail(caller)
 }
 
-async fn full_json(
-    app: &AppState,
-    application: &Application,
-) -> Result<Value, crate::store::StoreError> {
+async fn full_json(app: &AppState, application: &Application) -> Result<Value, crate::store::StoreError> {
     let secrets = app.store.password_credential_infos(&application.id).await?;
     let keys = app.store.key_credentials(&application.id).await?;
     Ok(to_json(&app.public_url, application, &secrets, &keys))
 }
 
-pub async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Query<ListQuery>) -> AdminResult {
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let page = query.page(FILTERABLE).or_fail(&caller)?;
-    let listed = app
-        .store
-        .applications(&caller.tenant_id, &page)
-        .await
-        .or_fail(&caller)?;
+    let listed = app.store.applications(&caller.tenant_id, &page).await.or_fail(&caller)?;
     let mut values = Vec::with_capacity(listed.items.len());
     for application in &listed.items {
         let mut value = full_json(&app, application).await.or_fail(&caller)?;
-        value
-            .as_object_mut()
-            .expect("object")
-            .remove("@odata.context");
+        value.as_object_mut().expect("object").remove("@odata.context");
         values.push(value);
     }
     let mut body = json!({
@@ -181,39 +147,24 @@ pub async fn list(
     });
     if listed.more {
         let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] =
-            json!(query.next_link(&format!("{}/v1.0/applications", app.public_url), &last));
+        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/applications", app.public_url), &last));
     }
     Ok(json_response(StatusCode::OK, body, None))
 }
 
-pub async fn get(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let application = load(&app, &caller, &id).await?;
     let body = full_json(&app, &application).await.or_fail(&caller)?;
-    Ok(json_response(
-        StatusCode::OK,
-        body,
-        Some(application.version),
-    ))
+    Ok(json_response(StatusCode::OK, body, Some(application.version)))
 }
 
 pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let body: ApplicationBody = parse_body(&body).or_fail(&caller)?;
     if body.key_credentials.as_ref().is_some_and(|k| !k.is_empty()) {
-        return Err(GraphError::bad_request(
-            "Add certificates with PATCH after creating the application.",
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::bad_request("Add certificates with PATCH after creating the application."))
+            .or_fail(&caller);
     }
     let now = crate::clock::now();
     let display_name = body
@@ -237,22 +188,9 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
     apply_body(&mut application, &body, &[]).or_fail(&caller)?;
     let sp_id = Uuid::new_v4();
     let value = to_json(&app.public_url, &application, &[], &[]);
-    let audit = caller.audit(
-        "Add application",
-        "Application",
-        &application.id.to_string(),
-        None,
-        Some(&value),
-    );
-    app.store
-        .create_application(&application, &sp_id, &audit)
-        .await
-        .or_fail(&caller)?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        value,
-        Some(application.version),
-    ))
+    let audit = caller.audit("Add application", "Application", &application.id.to_string(), None, Some(&value));
+    app.store.create_application(&application, &sp_id, &audit).await.or_fail(&caller)?;
+    Ok(json_response(StatusCode::CREATED, value, Some(application.version)))
 }
 
 pub async fn update(
@@ -262,20 +200,14 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let expected = super::if_match(&headers).or_fail(&caller)?;
     let body: ApplicationBody = parse_body(&body).or_fail(&caller)?;
     let before = load(&app, &caller, &id).await?;
     let before_json = full_json(&app, &before).await.or_fail(&caller)?;
     let mut after = before.clone();
     apply_body(&mut after, &body, &before.app_roles).or_fail(&caller)?;
-    let existing_keys = app
-        .store
-        .key_credentials(&before.id)
-        .await
-        .or_fail(&caller)?;
+    let existing_keys = app.store.key_credentials(&before.id).await.or_fail(&caller)?;
     let keys = match &body.key_credentials {
         Some(list) => key_changes(list, &existing_keys, crate::clock::now()).or_fail(&caller)?,
         None => KeyCredentialChanges::default(),
@@ -288,11 +220,7 @@ pub async fn update(
         Some(&before_json),
         Some(&after_preview),
     );
-    let version = app
-        .store
-        .update_application(&after, expected, &keys, &audit)
-        .await
-        .or_fail(&caller)?;
+    let version = app.store.update_application(&after, expected, &keys, &audit).await.or_fail(&caller)?;
     Ok(no_content(Some(version)))
 }
 
@@ -302,23 +230,12 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let expected = super::if_match(&headers).or_fail(&caller)?;
     let application = load(&app, &caller, &id).await?;
     let before = full_json(&app, &application).await.or_fail(&caller)?;
-    let audit = caller.audit(
-        "Delete application",
-        "Application",
-        &application.id.to_string(),
-        Some(&before),
-        None,
-    );
-    app.store
-        .delete_application(&application, expected, &audit)
-        .await
-        .or_fail(&caller)?;
+    let audit = caller.audit("Delete application", "Application", &application.id.to_string(), Some(&before), None);
+    app.store.delete_application(&application, expected, &audit).await.or_fail(&caller)?;
     Ok(no_content(None))
 }
 
@@ -342,20 +259,11 @@ pub async fn add_password(
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
-    let body: AddPasswordBody = if body.is_empty() {
-        AddPasswordBody::default()
-    } else {
-        parse_body(&body).or_fail(&caller)?
-    };
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
+    let body: AddPasswordBody =
+        if body.is_empty() { AddPasswordBody::default() } else { parse_body(&body).or_fail(&caller)? };
     let application = load(&app, &caller, &id).await?;
-    let tenant = app
-        .store
-        .tenant_policy(&caller.tenant_id)
-        .await
-        .or_fail(&caller)?;
+    let tenant = app.store.tenant_policy(&caller.tenant_id).await.or_fail(&caller)?;
     if tenant.block_password_credentials {
         return Err(GraphError::new(
             StatusCode::FORBIDDEN,
@@ -376,10 +284,8 @@ pub async fn add_password(
         None => start_at + DEFAULT_SECRET_LIFETIME_SECS,
     };
     if end_at <= start_at || end_at - start_at > MAX_SECRET_LIFETIME_SECS {
-        return Err(GraphError::bad_request(
-            "endDateTime must be after startDateTime and at most two years later.",
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::bad_request("endDateTime must be after startDateTime and at most two years later."))
+            .or_fail(&caller);
     }
     let secret = generate_client_secret();
     let credential = NewPasswordCredential {
@@ -398,22 +304,10 @@ pub async fn add_password(
         "startDateTime": datetime(start_at),
         "endDateTime": datetime(end_at),
     });
-    let audit = caller.audit(
-        "Add client secret",
-        "Application",
-        &application.id.to_string(),
-        None,
-        Some(&public),
-    );
-    app.store
-        .add_password_credential(&credential, &audit)
-        .await
-        .or_fail(&caller)?;
+    let audit = caller.audit("Add client secret", "Application", &application.id.to_string(), None, Some(&public));
+    app.store.add_password_credential(&credential, &audit).await.or_fail(&caller)?;
     let mut body = public;
-    body["@odata.context"] = json!(format!(
-        "{}/v1.0/$metadata#microsoft.graph.passwordCredential",
-        app.public_url
-    ));
+    body["@odata.context"] = json!(format!("{}/v1.0/$metadata#microsoft.graph.passwordCredential", app.public_url));
     body["secretText"] = json!(secret);
     Ok(json_response(StatusCode::OK, body, None))
 }
@@ -430,9 +324,7 @@ pub async fn remove_password(
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let body: RemovePasswordBody = parse_body(&body).or_fail(&caller)?;
     let application = load(&app, &caller, &id).await?;
     let audit = caller.audit(
@@ -442,28 +334,16 @@ pub async fn remove_password(
         Some(&json!({ "keyId": body.key_id })),
         None,
     );
-    let removed = app
-        .store
-        .remove_password_credential(&application.id, &body.key_id, &audit)
-        .await
-        .or_fail(&caller)?;
+    let removed = app.store.remove_password_credential(&application.id, &body.key_id, &audit).await.or_fail(&caller)?;
     if !removed {
-        return Err(GraphError::not_found(
-            "passwordCredential",
-            &body.key_id.to_string(),
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::not_found("passwordCredential", &body.key_id.to_string())).or_fail(&caller);
     }
     Ok(no_content(None))
 }
 
 /// Applies a create/update body to `app`, validating every field.
 /// `previous_roles` guards Graph's rule that an enabled role cannot be removed.
-fn apply_body(
-    app: &mut Application,
-    body: &ApplicationBody,
-    previous_roles: &[AppRole],
-) -> Result<(), GraphError> {
+fn apply_body(app: &mut Application, body: &ApplicationBody, previous_roles: &[AppRole]) -> Result<(), GraphError> {
     fn bad(message: impl Into<String>) -> GraphError {
         GraphError::bad_request(message)
     }
@@ -474,13 +354,9 @@ fn apply_body(
     match &body.description {
         None => {}
         Some(Value::Null) => app.description = None,
-        Some(Value::String(text)) if text.chars().count() <= 1024 => {
-            app.description = Some(text.clone())
-        }
+        Some(Value::String(text)) if text.chars().count() <= 1024 => app.description = Some(text.clone()),
         Some(_) => {
-            return Err(bad(
-                "description must be a string of at most 1024 characters.",
-            ));
+            return Err(bad("description must be a string of at most 1024 characters."));
         }
     }
     if let Some(audience) = &body.sign_in_audience {
@@ -499,18 +375,14 @@ fn apply_body(
                 return Err(bad(format!("The identifier URI '{uri}' is listed twice.")));
             }
             if crate::directory::builtin::by_identifier(uri).is_some() {
-                return Err(bad(format!(
-                    "The identifier URI '{uri}' is reserved for a built-in resource."
-                )));
+                return Err(bad(format!("The identifier URI '{uri}' is reserved for a built-in resource.")));
             }
         }
         app.identifier_uris = uris.clone();
     }
     if let Some(api) = &body.api {
         match api.requested_access_token_version {
-            None | Some(1) | Some(2) => {
-                app.requested_token_version = api.requested_access_token_version
-            }
+            None | Some(1) | Some(2) => app.requested_token_version = api.requested_access_token_version,
             Some(_) => return Err(bad("api.requestedAccessTokenVersion must be 1, 2 or null.")),
         }
     }
@@ -519,15 +391,9 @@ fn apply_body(
         let mut values = std::collections::HashSet::new();
         let mut new_roles = Vec::with_capacity(roles.len());
         for role in roles {
-            let value = role
-                .value
-                .clone()
-                .ok_or_else(|| bad("Each app role needs a value."))?;
+            let value = role.value.clone().ok_or_else(|| bad("Each app role needs a value."))?;
             validation::app_role_value(&value).map_err(bad)?;
-            let allowed = role
-                .allowed_member_types
-                .clone()
-                .unwrap_or_else(|| vec!["Application".to_string()]);
+            let allowed = role.allowed_member_types.clone().unwrap_or_else(|| vec!["Application".to_string()]);
             if allowed != ["Application"] {
                 return Err(bad(format!(
                     "App role '{value}': allowedMemberTypes must be [\"Application\"]; wisp issues app-only tokens."
@@ -535,9 +401,7 @@ fn apply_body(
             }
             let id = role.id.unwrap_or_else(Uuid::new_v4);
             if !ids.insert(id) || !values.insert(value.clone()) {
-                return Err(bad(format!(
-                    "App role ids and values must be unique; '{value}' repeats one."
-                )));
+                return Err(bad(format!("App role ids and values must be unique; '{value}' repeats one.")));
             }
             new_roles.push(AppRole {
                 id,
@@ -553,10 +417,7 @@ fn apply_body(
                 return Err(GraphError::new(
                     StatusCode::BAD_REQUEST,
                     "CannotDeleteOrUpdateEnabledEntitlement",
-                    format!(
-                        "App role '{}' must be disabled (isEnabled: false) before it can be removed.",
-                        old.value
-                    ),
+                    format!("App role '{}' must be disabled (isEnabled: false) before it can be removed.", old.value),
                 ));
             }
         }
@@ -582,22 +443,15 @@ fn key_changes(
         match (&entry.key, entry.key_id) {
             (None, Some(key_id)) => {
                 if !existing.iter().any(|k| k.key_id == key_id) {
-                    return Err(bad(format!(
-                        "keyCredentials: no certificate with keyId {key_id} to keep."
-                    )));
+                    return Err(bad(format!("keyCredentials: no certificate with keyId {key_id} to keep.")));
                 }
                 kept.push(key_id);
             }
             (None, None) => {
-                return Err(bad(
-                    "keyCredentials: each entry needs a key (new) or a keyId (kept).",
-                ));
+                return Err(bad("keyCredentials: each entry needs a key (new) or a keyId (kept)."));
             }
             (Some(text), _) => {
-                if entry
-                    .kind
-                    .as_deref()
-                    .is_some_and(|k| k != "AsymmetricX509Cert")
+                if entry.kind.as_deref().is_some_and(|k| k != "AsymmetricX509Cert")
                     || entry.usage.as_deref().is_some_and(|u| u != "Verify")
                 {
                     return Err(bad(
@@ -614,9 +468,7 @@ fn key_changes(
                     None => start_at + 365 * 86400,
                 };
                 if end_at <= start_at {
-                    return Err(bad(
-                        "keyCredentials: endDateTime must be after startDateTime.",
-                    ));
+                    return Err(bad("keyCredentials: endDateTime must be after startDateTime."));
                 }
                 let info = KeyCredentialInfo {
                     key_id: entry.key_id.unwrap_or_else(Uuid::new_v4),
@@ -637,10 +489,6 @@ fn key_changes(
             }
         }
     }
-    changes.remove = existing
-        .iter()
-        .filter(|k| !kept.contains(&k.key_id))
-        .map(|k| k.key_id)
-        .collect();
+    changes.remove = existing.iter().filter(|k| !kept.contains(&k.key_id)).map(|k| k.key_id).collect();
     Ok(changes)
 }

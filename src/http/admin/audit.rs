@@ -5,22 +5,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::{
-    AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime, json_response,
-};
+use super::{AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime, json_response};
 use crate::app::AppState;
 
-pub async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> AdminResult {
+pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Query<ListQuery>) -> AdminResult {
     caller.require(Permission::ReadDirectory).or_fail(&caller)?;
     if query.filter.is_some() {
-        return Err(GraphError::bad_request(
-            "$filter is not supported on directoryAudits yet.",
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::bad_request("$filter is not supported on directoryAudits yet.")).or_fail(&caller);
     }
     let top = query.top().or_fail(&caller)?;
     // The skiptoken of this list is "at.seq.id" of the last event shown.
@@ -28,11 +19,7 @@ pub async fn list(
         None => None,
         Some(token) => Some(parse_cursor(token).or_fail(&caller)?),
     };
-    let mut events = app
-        .store
-        .directory_audits(&caller.tenant_id, top, before)
-        .await
-        .or_fail(&caller)?;
+    let mut events = app.store.directory_audits(&caller.tenant_id, top, before).await.or_fail(&caller)?;
     let more = events.len() as i64 > top;
     events.truncate(top as usize);
     let values: Vec<Value> = events
@@ -62,10 +49,8 @@ pub async fn list(
     if more {
         let last = events.last().expect("a full page");
         let cursor = format!("{}.{}.{}", last.at, last.seq, last.id);
-        body["@odata.nextLink"] = json!(query.next_link(
-            &format!("{}/v1.0/auditLogs/directoryAudits", app.public_url),
-            &cursor
-        ));
+        body["@odata.nextLink"] =
+            json!(query.next_link(&format!("{}/v1.0/auditLogs/directoryAudits", app.public_url), &cursor));
     }
     Ok(json_response(StatusCode::OK, body, None))
 }
@@ -73,17 +58,8 @@ pub async fn list(
 fn parse_cursor(token: &str) -> Result<(i64, i64, String), GraphError> {
     let invalid = || GraphError::bad_request("The $skiptoken is not valid.");
     let mut parts = token.splitn(3, '.');
-    let at = parts
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(invalid)?;
-    let seq = parts
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(invalid)?;
-    let id = parts
-        .next()
-        .filter(|p| uuid::Uuid::try_parse(p).is_ok())
-        .ok_or_else(invalid)?;
+    let at = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
+    let seq = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
+    let id = parts.next().filter(|p| uuid::Uuid::try_parse(p).is_ok()).ok_or_else(invalid)?;
     Ok((at, seq, id.to_string()))
 }

@@ -5,15 +5,14 @@
 //! response is sent, so the next token request on any process sees it.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    AdminError, AdminResult, Caller, GraphError, OrFail, Permission, json_response, no_content,
-    parse_body,
+    AdminError, AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, json_response, no_content, parse_body,
 };
 use crate::app::AppState;
 use crate::directory::{FederatedCredential, validation};
@@ -65,12 +64,19 @@ async fn application_owner(app: &AppState, caller: &Caller, id: &str) -> Result<
     })
 }
 
-async fn find(
-    app: &AppState,
-    caller: &Caller,
-    owner: &Owner,
-    fic: &str,
-) -> Result<FederatedCredential, AdminError> {
+async fn identity_owner(app: &AppState, caller: &Caller, id: &str) -> Result<Owner, AdminError> {
+    let identity = super::identities::load_identity(app, caller, id).await?;
+    Ok(Owner {
+        kind: FicOwner::ManagedIdentity,
+        id: identity.id,
+        context: format!(
+            "{}/v1.0/$metadata#managedIdentities('{}')/federatedIdentityCredentials",
+            app.public_url, identity.id
+        ),
+    })
+}
+
+async fn find(app: &AppState, caller: &Caller, owner: &Owner, fic: &str) -> Result<FederatedCredential, AdminError> {
     app.store
         .federated_credential(&owner.id, fic)
         .await
@@ -91,10 +97,7 @@ fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
     Ok(())
 }
 
-fn description(
-    value: &Option<Value>,
-    current: Option<String>,
-) -> Result<Option<String>, GraphError> {
+fn description(value: &Option<Value>, current: Option<String>) -> Result<Option<String>, GraphError> {
     match value {
         None => Ok(current),
         Some(Value::Null) => Ok(None),
@@ -103,48 +106,55 @@ fn description(
     }
 }
 
-async fn list(app: AppState, caller: Caller, owner: Owner) -> AdminResult {
-    let fics = app
-        .store
-        .federated_credentials(&owner.id)
-        .await
-        .or_fail(&caller)?;
+/// `$filter` on a FIC list: `name`, `issuer` or `subject`.
+const FILTERABLE: &[(&str, &str)] = &[("name", "name"), ("issuer", "issuer"), ("subject", "subject")];
+
+async fn list(app: AppState, caller: Caller, owner: Owner, query: ListQuery) -> AdminResult {
+    let filter = match &query.filter {
+        Some(text) => Some(super::parse_filter(text, FILTERABLE).or_fail(&caller)?),
+        None => None,
+    };
+    let keep = |f: &FederatedCredential| match &filter {
+        None => true,
+        Some(filter) => {
+            let field = match filter.column {
+                "name" => &f.name,
+                "issuer" => &f.issuer,
+                _ => &f.subject,
+            };
+            match filter.op {
+                crate::store::FilterOp::Eq => *field == filter.value,
+                crate::store::FilterOp::StartsWith => field.starts_with(&filter.value),
+            }
+        }
+    };
+    let fics = app.store.federated_credentials(&owner.id).await.or_fail(&caller)?;
     let values: Vec<Value> = fics
         .iter()
+        .filter(|f| keep(f))
         .map(|f| {
             let mut v = to_json("", f);
             v.as_object_mut().expect("object").remove("@odata.context");
             v
         })
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        json!({ "@odata.context": owner.context, "value": values }),
-        None,
-    ))
+    Ok(json_response(StatusCode::OK, json!({ "@odata.context": owner.context, "value": values }), None))
 }
 
 async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> AdminResult {
     let body: FicBody = parse_body(&body).or_fail(&caller)?;
     let required = |field: &Option<String>, name: &str| {
-        field
-            .clone()
-            .ok_or_else(|| GraphError::bad_request(format!("{name} is required.")))
+        field.clone().ok_or_else(|| GraphError::bad_request(format!("{name} is required.")))
     };
     let name = required(&body.name, "name").or_fail(&caller)?;
-    validation::fic_name(&name)
-        .map_err(GraphError::bad_request)
-        .or_fail(&caller)?;
+    validation::fic_name(&name).map_err(GraphError::bad_request).or_fail(&caller)?;
     let fic = FederatedCredential {
         id: Uuid::new_v4(),
         owner_id: owner.id,
         name,
         issuer: required(&body.issuer, "issuer").or_fail(&caller)?,
         subject: required(&body.subject, "subject").or_fail(&caller)?,
-        audiences: body
-            .audiences
-            .clone()
-            .unwrap_or_else(|| vec![validation::TOKEN_EXCHANGE_AUDIENCE.to_string()]),
+        audiences: body.audiences.clone().unwrap_or_else(|| vec![validation::TOKEN_EXCHANGE_AUDIENCE.to_string()]),
         description: description(&body.description, None).or_fail(&caller)?,
         version: 1,
         created_at: crate::clock::now(),
@@ -159,13 +169,7 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
         Some(&value),
     );
     app.store
-        .create_federated_credential(
-            owner.kind,
-            &caller.tenant_id,
-            &fic,
-            app.max_fics_per_owner,
-            &audit,
-        )
+        .create_federated_credential(owner.kind, &caller.tenant_id, &fic, app.max_fics_per_owner, &audit)
         .await
         .or_fail(&caller)?;
     Ok(json_response(StatusCode::CREATED, value, Some(fic.version)))
@@ -183,10 +187,8 @@ async fn update(
     let body: FicBody = parse_body(&body).or_fail(&caller)?;
     let before = find(&app, &caller, &owner, &fic).await?;
     if body.name.as_ref().is_some_and(|n| *n != before.name) {
-        return Err(GraphError::bad_request(
-            "The name of a federated identity credential cannot be changed.",
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::bad_request("The name of a federated identity credential cannot be changed."))
+            .or_fail(&caller);
     }
     let mut after = before.clone();
     if let Some(issuer) = &body.issuer {
@@ -198,8 +200,7 @@ async fn update(
     if let Some(audiences) = &body.audiences {
         after.audiences = audiences.clone();
     }
-    after.description =
-        description(&body.description, before.description.clone()).or_fail(&caller)?;
+    after.description = description(&body.description, before.description.clone()).or_fail(&caller)?;
     validate(&after).or_fail(&caller)?;
     let audit = caller.audit(
         "Update federated identity credential",
@@ -208,20 +209,11 @@ async fn update(
         Some(&to_json("", &before)),
         Some(&to_json("", &after)),
     );
-    app.store
-        .update_federated_credential(&after, expected, &audit)
-        .await
-        .or_fail(&caller)?;
+    app.store.update_federated_credential(&after, expected, &audit).await.or_fail(&caller)?;
     Ok(no_content(Some(before.version + 1)))
 }
 
-async fn delete(
-    app: AppState,
-    caller: Caller,
-    owner: Owner,
-    fic: String,
-    headers: HeaderMap,
-) -> AdminResult {
+async fn delete(app: AppState, caller: Caller, owner: Owner, fic: String, headers: HeaderMap) -> AdminResult {
     let expected = super::if_match(&headers).or_fail(&caller)?;
     let existing = find(&app, &caller, &owner, &fic).await?;
     let audit = caller.audit(
@@ -231,10 +223,7 @@ async fn delete(
         Some(&to_json("", &existing)),
         None,
     );
-    app.store
-        .delete_federated_credential(&existing, expected, &audit)
-        .await
-        .or_fail(&caller)?;
+    app.store.delete_federated_credential(&existing, expected, &audit).await.or_fail(&caller)?;
     Ok(no_content(None))
 }
 
@@ -242,12 +231,11 @@ pub async fn list_for_application(
     State(app): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
 ) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let owner = application_owner(&app, &caller, &id).await?;
-    list(app, caller, owner).await
+    list(app, caller, owner, query).await
 }
 
 pub async fn create_for_application(
@@ -256,9 +244,7 @@ pub async fn create_for_application(
     Path(id): Path<String>,
     body: Bytes,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let owner = application_owner(&app, &caller, &id).await?;
     create(app, caller, owner, body).await
 }
@@ -268,16 +254,10 @@ pub async fn get_for_application(
     caller: Caller,
     Path((id, fic)): Path<(String, String)>,
 ) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let owner = application_owner(&app, &caller, &id).await?;
     let found = find(&app, &caller, &owner, &fic).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        to_json(&format!("{}/$entity", owner.context), &found),
-        Some(found.version),
-    ))
+    Ok(json_response(StatusCode::OK, to_json(&format!("{}/$entity", owner.context), &found), Some(found.version)))
 }
 
 pub async fn update_for_application(
@@ -287,9 +267,7 @@ pub async fn update_for_application(
     headers: HeaderMap,
     body: Bytes,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let owner = application_owner(&app, &caller, &id).await?;
     update(app, caller, owner, fic, headers, body).await
 }
@@ -300,9 +278,63 @@ pub async fn delete_for_application(
     Path((id, fic)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteApplications)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteApplications).or_fail(&caller)?;
     let owner = application_owner(&app, &caller, &id).await?;
+    delete(app, caller, owner, fic, headers).await
+}
+
+pub async fn list_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
+    list(app, caller, owner, query).await
+}
+
+pub async fn create_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
+    create(app, caller, owner, body).await
+}
+
+pub async fn get_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
+    let found = find(&app, &caller, &owner, &fic).await?;
+    Ok(json_response(StatusCode::OK, to_json(&format!("{}/$entity", owner.context), &found), Some(found.version)))
+}
+
+pub async fn update_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
+    update(app, caller, owner, fic, headers, body).await
+}
+
+pub async fn delete_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((id, fic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
     delete(app, caller, owner, fic, headers).await
 }

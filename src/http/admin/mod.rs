@@ -6,6 +6,7 @@
 mod applications;
 mod audit;
 mod fics;
+mod identities;
 mod principals;
 mod tenants;
 
@@ -28,42 +29,23 @@ use crate::token::verify;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1.0/applications",
-            get(applications::list).post(applications::create),
-        )
+        .route("/v1.0/applications", get(applications::list).post(applications::create))
         .route(
             "/v1.0/applications/{id}",
-            get(applications::get)
-                .patch(applications::update)
-                .delete(applications::delete),
+            get(applications::get).patch(applications::update).delete(applications::delete),
         )
-        .route(
-            "/v1.0/applications/{id}/addPassword",
-            post(applications::add_password),
-        )
-        .route(
-            "/v1.0/applications/{id}/removePassword",
-            post(applications::remove_password),
-        )
+        .route("/v1.0/applications/{id}/addPassword", post(applications::add_password))
+        .route("/v1.0/applications/{id}/removePassword", post(applications::remove_password))
         .route(
             "/v1.0/applications/{id}/federatedIdentityCredentials",
             get(fics::list_for_application).post(fics::create_for_application),
         )
         .route(
             "/v1.0/applications/{id}/federatedIdentityCredentials/{fic}",
-            get(fics::get_for_application)
-                .patch(fics::update_for_application)
-                .delete(fics::delete_for_application),
+            get(fics::get_for_application).patch(fics::update_for_application).delete(fics::delete_for_application),
         )
-        .route(
-            "/v1.0/servicePrincipals",
-            get(principals::list).post(principals::create),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{id}",
-            get(principals::get).delete(principals::delete),
-        )
+        .route("/v1.0/servicePrincipals", get(principals::list).post(principals::create))
+        .route("/v1.0/servicePrincipals/{id}", get(principals::get).delete(principals::delete))
         .route(
             "/v1.0/servicePrincipals/{id}/appRoleAssignedTo",
             get(principals::list_assignments).post(principals::assign),
@@ -74,6 +56,22 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1.0/auditLogs/directoryAudits", get(audit::list))
         .route("/v1.0/tenants", get(tenants::list).post(tenants::create))
+        .route("/v1.0/managedIdentities", get(identities::list_identities).post(identities::create_identity))
+        .route("/v1.0/managedIdentities/{id}", get(identities::get_identity).delete(identities::delete_identity))
+        .route(
+            "/v1.0/managedIdentities/{id}/federatedIdentityCredentials",
+            get(fics::list_for_identity).post(fics::create_for_identity),
+        )
+        .route(
+            "/v1.0/managedIdentities/{id}/federatedIdentityCredentials/{fic}",
+            get(fics::get_for_identity).patch(fics::update_for_identity).delete(fics::delete_for_identity),
+        )
+        .route("/v1.0/resources", get(identities::list_resources).post(identities::create_resource))
+        .route(
+            "/v1.0/resources/{id}",
+            get(identities::get_resource).patch(identities::update_resource).delete(identities::delete_resource),
+        )
+        .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
 }
 
 /// What a caller may do, from the roles in its admin token.
@@ -106,9 +104,7 @@ impl Caller {
         match permission {
             Permission::WriteDirectory => has(DIRECTORY_READ_WRITE_ALL),
             Permission::ReadDirectory => has(DIRECTORY_READ_WRITE_ALL) || has(DIRECTORY_READ_ALL),
-            Permission::WriteApplications => {
-                has(DIRECTORY_READ_WRITE_ALL) || has(APPLICATION_READ_WRITE_ALL)
-            }
+            Permission::WriteApplications => has(DIRECTORY_READ_WRITE_ALL) || has(APPLICATION_READ_WRITE_ALL),
             Permission::ReadApplications => {
                 has(DIRECTORY_READ_WRITE_ALL)
                     || has(DIRECTORY_READ_ALL)
@@ -140,9 +136,7 @@ impl Caller {
         old: Option<&serde_json::Value>,
         new: Option<&serde_json::Value>,
     ) -> DirectoryAudit {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         DirectoryAudit {
             id: Uuid::new_v4().to_string(),
             tenant_id: self.tenant_id.to_string(),
@@ -162,81 +156,45 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let context = parts
-            .extensions
-            .get::<RequestContext>()
-            .copied()
-            .expect("context middleware runs first");
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+        let context = parts.extensions.get::<RequestContext>().copied().expect("context middleware runs first");
         let unauthorized = |message: &str| unauthorized(message, &context);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .ok_or_else(|| unauthorized("Access token is empty."))?;
         let tenant_id = verify::unverified_tenant(token)
             .and_then(|t| Uuid::try_parse(&t).ok())
-            .ok_or_else(|| {
-                unauthorized("Access token validation failure. Invalid audience or token.")
-            })?;
+            .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience or token."))?;
         let keys = match app.keys.tenant(&tenant_id).await {
             Ok(Some(keys)) => keys,
             Ok(None) => {
-                return Err(unauthorized(
-                    "Access token validation failure. Invalid audience or token.",
-                ));
+                return Err(unauthorized("Access token validation failure. Invalid audience or token."));
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot load tenant keys for an admin token");
                 return Err(GraphError::unavailable().into_response_with(&context));
             }
         };
-        let claims = verify::verify(
-            &keys,
-            &app.keys.issuer(&tenant_id),
-            token,
-            crate::clock::now(),
-        )
-        .map_err(|e| unauthorized(&format!("Access token validation failure: {e}.")))?;
+        let claims = verify::verify(&keys, &app.keys.issuer(&tenant_id), token, crate::clock::now())
+            .map_err(|e| unauthorized(&format!("Access token validation failure: {e}.")))?;
         if claims.aud != builtin::ADMIN_API.app_id {
-            return Err(unauthorized(
-                "Access token validation failure. Invalid audience.",
-            ));
+            return Err(unauthorized("Access token validation failure. Invalid audience."));
         }
-        let app_id = claims
-            .azp
-            .clone()
-            .or(claims.appid.clone())
-            .unwrap_or_default();
-        Ok(Caller {
-            tenant_id,
-            app_id,
-            roles: claims.roles,
-            context,
-        })
+        let app_id = claims.azp.clone().or(claims.appid.clone()).unwrap_or_default();
+        Ok(Caller { tenant_id, app_id, roles: claims.roles, context })
     }
 }
 
 fn unauthorized(message: &str, context: &RequestContext) -> Response {
-    let mut response = GraphError::new(
-        StatusCode::UNAUTHORIZED,
-        "InvalidAuthenticationToken",
-        message,
-    )
-    .into_response_with(context);
+    let mut response =
+        GraphError::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", message).into_response_with(context);
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(
-            "Bearer realm=\"wisp\", error=\"invalid_token\", scope=\"api://wisp-admin/.default\"",
-        ),
+        HeaderValue::from_static("Bearer realm=\"wisp\", error=\"invalid_token\", scope=\"api://wisp-admin/.default\""),
     );
     response
 }
@@ -251,11 +209,7 @@ pub struct GraphError {
 
 impl GraphError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -266,10 +220,7 @@ impl GraphError {
         Self::new(
             StatusCode::NOT_FOUND,
             "Request_ResourceNotFound",
-            format!(
-                "Resource '{}' ({what}) does not exist or is not in this tenant.",
-                short_id(id)
-            ),
+            format!("Resource '{}' ({what}) does not exist or is not in this tenant.", short_id(id)),
         )
     }
 
@@ -294,9 +245,8 @@ impl GraphError {
     }
 
     pub fn into_response_with(self, context: &RequestContext) -> Response {
-        let date = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let date =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let body = json!({
             "error": {
                 "code": self.code,
@@ -317,11 +267,9 @@ impl From<StoreError> for GraphError {
         match e {
             StoreError::Conflict(message) => GraphError::conflict(message),
             StoreError::PreconditionFailed => GraphError::precondition_failed(),
-            StoreError::NotFound => GraphError::new(
-                StatusCode::NOT_FOUND,
-                "Request_ResourceNotFound",
-                "The object does not exist.",
-            ),
+            StoreError::NotFound => {
+                GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", "The object does not exist.")
+            }
             other => {
                 tracing::error!(error = %other, "admin API store failure");
                 GraphError::unavailable()
@@ -355,8 +303,7 @@ impl<T, E: Into<GraphError>> OrFail<T> for Result<T, E> {
 
 /// Parses a JSON request body, with Graph's 400 on any problem.
 pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, GraphError> {
-    serde_json::from_slice(body)
-        .map_err(|e| GraphError::bad_request(format!("Invalid request body: {e}.")))
+    serde_json::from_slice(body).map_err(|e| GraphError::bad_request(format!("Invalid request body: {e}.")))
 }
 
 /// `W/"<version>"`.
@@ -377,17 +324,11 @@ pub fn if_match(headers: &HeaderMap) -> Result<Option<i64>, GraphError> {
         .trim_matches('"')
         .parse()
         .map(Some)
-        .map_err(|_| {
-            GraphError::bad_request("The If-Match header is not an ETag this server issued.")
-        })
+        .map_err(|_| GraphError::bad_request("The If-Match header is not an ETag this server issued."))
 }
 
 /// A JSON response with status and optional ETag.
-pub fn json_response(
-    status: StatusCode,
-    body: serde_json::Value,
-    version: Option<i64>,
-) -> Response {
+pub fn json_response(status: StatusCode, body: serde_json::Value, version: Option<i64>) -> Response {
     with_etag((status, axum::Json(body)).into_response(), version)
 }
 
@@ -489,23 +430,12 @@ pub fn parse_filter(text: &str, filterable: &[(&str, &'static str)]) -> Result<F
         let literal = rest.trim_start().strip_prefix("eq ").ok_or_else(invalid)?;
         (property, FilterOp::Eq, literal.trim())
     };
-    let column = filterable
-        .iter()
-        .find(|(name, _)| *name == property)
-        .map(|(_, c)| *c)
-        .ok_or_else(invalid)?;
-    let inner = literal
-        .strip_prefix('\'')
-        .and_then(|l| l.strip_suffix('\''))
-        .ok_or_else(invalid)?;
+    let column = filterable.iter().find(|(name, _)| *name == property).map(|(_, c)| *c).ok_or_else(invalid)?;
+    let inner = literal.strip_prefix('\'').and_then(|l| l.strip_suffix('\'')).ok_or_else(invalid)?;
     if inner.replace("''", "").contains('\'') {
         return Err(invalid());
     }
-    Ok(Filter {
-        column,
-        op,
-        value: inner.replace("''", "'"),
-    })
+    Ok(Filter { column, op, value: inner.replace("''", "'") })
 }
 
 /// An id quoted in a message, bounded.
@@ -517,10 +447,7 @@ fn short_id(id: &str) -> String {
 pub fn datetime(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -545,23 +472,10 @@ mod tests {
     #[test]
     fn filters_parse_and_quotes_unescape() {
         let f = parse_filter("appId eq 'abc'", FIELDS).unwrap();
-        assert_eq!(
-            (f.column, f.op, f.value.as_str()),
-            ("app_id", FilterOp::Eq, "abc")
-        );
+        assert_eq!((f.column, f.op, f.value.as_str()), ("app_id", FilterOp::Eq, "abc"));
         let f = parse_filter("startswith(displayName,'O''Brien')", FIELDS).unwrap();
-        assert_eq!(
-            (f.column, f.op, f.value.as_str()),
-            ("display_name", FilterOp::StartsWith, "O'Brien")
-        );
-        for bad in [
-            "appId ne 'x'",
-            "secret eq 'x'",
-            "appId eq x",
-            "appId eq 'a'b'",
-            "startswith(appId 'x')",
-            "",
-        ] {
+        assert_eq!((f.column, f.op, f.value.as_str()), ("display_name", FilterOp::StartsWith, "O'Brien"));
+        for bad in ["appId ne 'x'", "secret eq 'x'", "appId eq x", "appId eq 'a'b'", "startswith(appId 'x')", ""] {
             assert!(parse_filter(bad, FIELDS).is_err(), "{bad}");
         }
     }

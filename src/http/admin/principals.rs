@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    AdminError, AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime,
-    json_response, no_content, parse_body,
+    AdminError, AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, datetime, json_response, no_content,
+    parse_body,
 };
 use crate::app::AppState;
 use crate::directory::{AppRoleAssignment, MULTI_TENANT, ServicePrincipal, builtin};
@@ -19,10 +19,7 @@ use crate::directory::{AppRoleAssignment, MULTI_TENANT, ServicePrincipal, builti
 const FILTERABLE: &[(&str, &str)] = &[("appId", "app_id"), ("displayName", "display_name")];
 
 /// The roles a service principal's resource defines: `(id, value, enabled)`.
-async fn resource_roles(
-    app: &AppState,
-    sp: &ServicePrincipal,
-) -> Result<Vec<Value>, crate::store::StoreError> {
+async fn resource_roles(app: &AppState, sp: &ServicePrincipal) -> Result<Vec<Value>, crate::store::StoreError> {
     if let Some(resource) = builtin::by_app_id(&sp.app_id) {
         return Ok(resource
             .roles
@@ -32,11 +29,9 @@ async fn resource_roles(
             .collect());
     }
     Ok(match app.store.application_by_app_id(&sp.app_id).await? {
-        Some(application) => application
-            .app_roles
-            .iter()
-            .map(|r| serde_json::to_value(r).expect("role serializes"))
-            .collect(),
+        Some(application) => {
+            application.app_roles.iter().map(|r| serde_json::to_value(r).expect("role serializes")).collect()
+        }
         None => Vec::new(),
     })
 }
@@ -71,31 +66,14 @@ async fn to_json(app: &AppState, sp: &ServicePrincipal) -> Result<Value, crate::
 
 async fn load(app: &AppState, caller: &Caller, id: &str) -> Result<ServicePrincipal, AdminError> {
     let not_found = || GraphError::not_found("servicePrincipal", id);
-    let id = Uuid::try_parse(id)
-        .map_err(|_| not_found())
-        .or_fail(caller)?;
-    app.store
-        .service_principal(&caller.tenant_id, &id)
-        .await
-        .or_fail(caller)?
-        .ok_or_else(not_found)
-        .or_fail(caller)
+    let id = Uuid::try_parse(id).map_err(|_| not_found()).or_fail(caller)?;
+    app.store.service_principal(&caller.tenant_id, &id).await.or_fail(caller)?.ok_or_else(not_found).or_fail(caller)
 }
 
-pub async fn list(
-    State(app): State<AppState>,
-    caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Query<ListQuery>) -> AdminResult {
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let page = query.page(FILTERABLE).or_fail(&caller)?;
-    let listed = app
-        .store
-        .service_principals(&caller.tenant_id, &page)
-        .await
-        .or_fail(&caller)?;
+    let listed = app.store.service_principals(&caller.tenant_id, &page).await.or_fail(&caller)?;
     let mut values = Vec::with_capacity(listed.items.len());
     for sp in &listed.items {
         values.push(to_json(&app, sp).await.or_fail(&caller)?);
@@ -106,26 +84,15 @@ pub async fn list(
     });
     if listed.more {
         let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] =
-            json!(query.next_link(&format!("{}/v1.0/servicePrincipals", app.public_url), &last));
+        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/servicePrincipals", app.public_url), &last));
     }
     Ok(json_response(StatusCode::OK, body, None))
 }
 
-pub async fn get(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> AdminResult {
-    caller
-        .require(Permission::ReadApplications)
-        .or_fail(&caller)?;
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let sp = load(&app, &caller, &id).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        to_json(&app, &sp).await.or_fail(&caller)?,
-        None,
-    ))
+    Ok(json_response(StatusCode::OK, to_json(&app, &sp).await.or_fail(&caller)?, None))
 }
 
 #[derive(Deserialize)]
@@ -135,9 +102,7 @@ struct CreateBody {
 }
 
 pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
-    caller
-        .require(Permission::WriteDirectory)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
     let body: CreateBody = parse_body(&body).or_fail(&caller)?;
     let invalid = || {
         GraphError::bad_request(format!(
@@ -148,13 +113,8 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
     if Uuid::try_parse(&body.app_id).is_err() || builtin::by_app_id(&body.app_id).is_some() {
         return Err(invalid()).or_fail(&caller);
     }
-    let application = app
-        .store
-        .application_by_app_id(&body.app_id)
-        .await
-        .or_fail(&caller)?
-        .ok_or_else(invalid)
-        .or_fail(&caller)?;
+    let application =
+        app.store.application_by_app_id(&body.app_id).await.or_fail(&caller)?.ok_or_else(invalid).or_fail(&caller)?;
     if application.tenant_id != caller.tenant_id && application.sign_in_audience != MULTI_TENANT {
         return Err(GraphError::bad_request(format!(
             "Application '{}' is a single-tenant application (signInAudience {}) of another tenant; it cannot be \
@@ -172,28 +132,13 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
         created_at: crate::clock::now(),
     };
     let value = to_json(&app, &sp).await.or_fail(&caller)?;
-    let audit = caller.audit(
-        "Add service principal",
-        "ServicePrincipal",
-        &sp.id.to_string(),
-        None,
-        Some(&value),
-    );
-    app.store
-        .create_service_principal(&sp, &audit)
-        .await
-        .or_fail(&caller)?;
+    let audit = caller.audit("Add service principal", "ServicePrincipal", &sp.id.to_string(), None, Some(&value));
+    app.store.create_service_principal(&sp, &audit).await.or_fail(&caller)?;
     Ok(json_response(StatusCode::CREATED, value, None))
 }
 
-pub async fn delete(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> AdminResult {
-    caller
-        .require(Permission::WriteDirectory)
-        .or_fail(&caller)?;
+pub async fn delete(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
     let sp = load(&app, &caller, &id).await?;
     if sp.principal_type != "Application" {
         return Err(GraphError::bad_request(format!(
@@ -203,32 +148,14 @@ pub async fn delete(
         .or_fail(&caller);
     }
     let before = to_json(&app, &sp).await.or_fail(&caller)?;
-    let audit = caller.audit(
-        "Delete service principal",
-        "ServicePrincipal",
-        &sp.id.to_string(),
-        Some(&before),
-        None,
-    );
-    app.store
-        .delete_service_principal(&caller.tenant_id, &sp.id, &audit)
-        .await
-        .or_fail(&caller)?;
+    let audit = caller.audit("Delete service principal", "ServicePrincipal", &sp.id.to_string(), Some(&before), None);
+    app.store.delete_service_principal(&caller.tenant_id, &sp.id, &audit).await.or_fail(&caller)?;
     Ok(no_content(None))
 }
 
-async fn assignment_json(
-    app: &AppState,
-    a: &AppRoleAssignment,
-) -> Result<Value, crate::store::StoreError> {
-    let principal = app
-        .store
-        .service_principal(&a.tenant_id, &a.principal_id)
-        .await?;
-    let resource = app
-        .store
-        .service_principal(&a.tenant_id, &a.resource_id)
-        .await?;
+async fn assignment_json(app: &AppState, a: &AppRoleAssignment) -> Result<Value, crate::store::StoreError> {
+    let principal = app.store.service_principal(&a.tenant_id, &a.principal_id).await?;
+    let resource = app.store.service_principal(&a.tenant_id, &a.resource_id).await?;
     Ok(json!({
         "id": a.id,
         "appRoleId": a.app_role_id,
@@ -241,18 +168,10 @@ async fn assignment_json(
     }))
 }
 
-pub async fn list_assignments(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> AdminResult {
+pub async fn list_assignments(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
     caller.require(Permission::ReadDirectory).or_fail(&caller)?;
     let resource = load(&app, &caller, &id).await?;
-    let assignments = app
-        .store
-        .app_role_assignments_to(&caller.tenant_id, &resource.id)
-        .await
-        .or_fail(&caller)?;
+    let assignments = app.store.app_role_assignments_to(&caller.tenant_id, &resource.id).await.or_fail(&caller)?;
     let mut values = Vec::with_capacity(assignments.len());
     for a in &assignments {
         values.push(assignment_json(&app, a).await.or_fail(&caller)?);
@@ -277,22 +196,13 @@ struct AssignBody {
     _principal_type: Option<String>,
 }
 
-pub async fn assign(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> AdminResult {
-    caller
-        .require(Permission::WriteDirectory)
-        .or_fail(&caller)?;
+pub async fn assign(State(app): State<AppState>, caller: Caller, Path(id): Path<String>, body: Bytes) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
     let body: AssignBody = parse_body(&body).or_fail(&caller)?;
     let resource = load(&app, &caller, &id).await?;
     if body.resource_id != resource.id {
-        return Err(GraphError::bad_request(
-            "resourceId must be the service principal in the request path.",
-        ))
-        .or_fail(&caller);
+        return Err(GraphError::bad_request("resourceId must be the service principal in the request path."))
+            .or_fail(&caller);
     }
     let principal = app
         .store
@@ -307,9 +217,7 @@ pub async fn assign(
         })
         .or_fail(&caller)?;
     let roles = resource_roles(&app, &resource).await.or_fail(&caller)?;
-    let role = roles
-        .iter()
-        .find(|r| r["id"].as_str() == Some(body.app_role_id.to_string().as_str()));
+    let role = roles.iter().find(|r| r["id"].as_str() == Some(body.app_role_id.to_string().as_str()));
     match role {
         None => {
             return Err(GraphError::bad_request(format!(
@@ -319,10 +227,7 @@ pub async fn assign(
             .or_fail(&caller);
         }
         Some(role) if role["isEnabled"] == json!(false) => {
-            return Err(GraphError::bad_request(
-                "The app role is disabled and cannot be assigned.",
-            ))
-            .or_fail(&caller);
+            return Err(GraphError::bad_request("The app role is disabled and cannot be assigned.")).or_fail(&caller);
         }
         Some(_) => {}
     }
@@ -340,21 +245,10 @@ pub async fn assign(
         "resourceId": resource.id, "resourceDisplayName": resource.display_name,
         "createdDateTime": datetime(assignment.created_at),
     });
-    let audit = caller.audit(
-        "Add app role assignment",
-        "AppRoleAssignment",
-        &assignment.id.to_string(),
-        None,
-        Some(&value),
-    );
-    app.store
-        .create_app_role_assignment(&assignment, &audit)
-        .await
-        .or_fail(&caller)?;
-    value["@odata.context"] = json!(format!(
-        "{}/v1.0/$metadata#appRoleAssignments/$entity",
-        app.public_url
-    ));
+    let audit =
+        caller.audit("Add app role assignment", "AppRoleAssignment", &assignment.id.to_string(), None, Some(&value));
+    app.store.create_app_role_assignment(&assignment, &audit).await.or_fail(&caller)?;
+    value["@odata.context"] = json!(format!("{}/v1.0/$metadata#appRoleAssignments/$entity", app.public_url));
     Ok(json_response(StatusCode::CREATED, value, None))
 }
 
@@ -363,14 +257,10 @@ pub async fn unassign(
     caller: Caller,
     Path((id, assignment)): Path<(String, String)>,
 ) -> AdminResult {
-    caller
-        .require(Permission::WriteDirectory)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
     let resource = load(&app, &caller, &id).await?;
     let not_found = || GraphError::not_found("appRoleAssignment", &assignment);
-    let assignment_id = Uuid::try_parse(&assignment)
-        .map_err(|_| not_found())
-        .or_fail(&caller)?;
+    let assignment_id = Uuid::try_parse(&assignment).map_err(|_| not_found()).or_fail(&caller)?;
     let audit = caller.audit(
         "Remove app role assignment",
         "AppRoleAssignment",

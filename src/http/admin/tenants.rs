@@ -7,17 +7,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    AdminResult, Caller, GraphError, OrFail, Permission, datetime, json_response, parse_body,
-};
+use super::{AdminResult, Caller, GraphError, OrFail, Permission, datetime, json_response, parse_body};
 use crate::app::AppState;
 use crate::directory::validation;
 
 /// 403 unless the caller is an administrator of the bootstrap tenant.
-async fn require_bootstrap_tenant(
-    app: &AppState,
-    caller: &Caller,
-) -> Result<(), super::AdminError> {
+async fn require_bootstrap_tenant(app: &AppState, caller: &Caller) -> Result<(), super::AdminError> {
     let bootstrap = app.store.meta_get("bootstrap").await.or_fail(caller)?;
     if bootstrap.as_deref() != Some(caller.tenant_id.to_string().as_str()) {
         return Err(GraphError::new(
@@ -52,14 +47,10 @@ struct CreateBody {
 }
 
 pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
-    caller
-        .require(Permission::WriteDirectory)
-        .or_fail(&caller)?;
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
     require_bootstrap_tenant(&app, &caller).await?;
     let body: CreateBody = parse_body(&body).or_fail(&caller)?;
-    validation::display_name(&body.display_name)
-        .map_err(GraphError::bad_request)
-        .or_fail(&caller)?;
+    validation::display_name(&body.display_name).map_err(GraphError::bad_request).or_fail(&caller)?;
     let now = crate::clock::now();
     // RSA key generation takes tens of milliseconds: keep it off the async workers.
     let worker = app.clone();
@@ -81,17 +72,8 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
         "createdDateTime": datetime(now),
         "adminClientId": prepared.admin_client_id,
     });
-    let audit = caller.audit(
-        "Add tenant",
-        "Tenant",
-        &prepared.tenant.id.to_string(),
-        None,
-        Some(&public),
-    );
-    app.store
-        .create_tenant(&prepared.as_new_tenant(), Some(&audit))
-        .await
-        .or_fail(&caller)?;
+    let audit = caller.audit("Add tenant", "Tenant", &prepared.tenant.id.to_string(), None, Some(&public));
+    app.store.create_tenant(&prepared.as_new_tenant(), Some(&audit)).await.or_fail(&caller)?;
     let body = json!({
         "@odata.context": format!("{}/v1.0/$metadata#tenants/$entity", app.public_url),
         "id": prepared.tenant.id,
@@ -103,4 +85,34 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
         },
     });
     Ok(json_response(StatusCode::CREATED, body, None))
+}
+
+/// `GET /v1.0/policies/appManagement`: the tenant's credential policy.
+pub async fn get_policy(State(app): State<AppState>, caller: Caller) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    let policy = app.store.tenant_policy(&caller.tenant_id).await.or_fail(&caller)?;
+    Ok(json_response(StatusCode::OK, json!({"blockPasswordCredentials": policy.block_password_credentials}), None))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyBody {
+    block_password_credentials: bool,
+}
+
+/// `PATCH /v1.0/policies/appManagement`: forbid (or allow again) new client secrets.
+pub async fn update_policy(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let body: PolicyBody = parse_body(&body).or_fail(&caller)?;
+    let before = app.store.tenant_policy(&caller.tenant_id).await.or_fail(&caller)?;
+    let policy = crate::store::TenantPolicy { block_password_credentials: body.block_password_credentials };
+    let audit = caller.audit(
+        "Update app management policy",
+        "Policy",
+        &caller.tenant_id.to_string(),
+        Some(&json!({"blockPasswordCredentials": before.block_password_credentials})),
+        Some(&json!({"blockPasswordCredentials": policy.block_password_credentials})),
+    );
+    app.store.set_tenant_policy(&caller.tenant_id, &policy, &audit).await.or_fail(&caller)?;
+    Ok(super::no_content(None))
 }
