@@ -613,3 +613,32 @@ async fn a_tenant_policy_can_forbid_new_client_secrets() {
     );
     assert_eq!(admin.post(&add, json!({})).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_managed_identity_credential_must_name_an_identity_of_this_tenant() {
+    let wisp = spawn_wisp().await;
+    let admin = wisp.admin().await;
+    let tenant = wisp.tenant_id();
+    let own_issuer = format!("{}/{tenant}/v2.0", wisp.base_url);
+    let app = create_app(&admin, json!({"displayName": "trusts-mi"})).await;
+    let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
+    let mi = admin.post("/v1.0/managedIdentities", json!({"displayName": "worker"})).await.body;
+
+    let ok = admin.post(&fics, json!({"name": "mi-1", "issuer": own_issuer, "subject": mi["principalId"]})).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    // The client id is not the subject; a random GUID is not either.
+    for subject in [mi["clientId"].clone(), json!(uuid::Uuid::new_v4()), json!("not-a-guid")] {
+        let reply = admin.post(&fics, json!({"name": "bad-mi", "issuer": own_issuer, "subject": subject})).await;
+        assert_eq!(reply.status, 400, "{subject}: {}", reply.body);
+    }
+    // Another tenant's issuer is refused.
+    let (other, _) = second_tenant(&wisp, &admin).await;
+    let reply = admin
+        .post(
+            &fics,
+            json!({"name": "cross", "issuer": format!("{}/{other}/v2.0", wisp.base_url), "subject": mi["principalId"]}),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.error_message().contains("same tenant"), "{}", reply.error_message());
+}

@@ -7,6 +7,7 @@
 mod support;
 
 mod admin; // the admin API: Graph-shaped CRUD, rules, auth, isolation, audit
+mod cli; // the administration CLI as the real binary
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod keys; // signing-key rotation across several processes sharing one database
 mod startup; // the real binary: restart, bootstrap once, bad input and faults

@@ -97,6 +97,42 @@ fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
     Ok(())
 }
 
+/// Graph's rule for an issuer that is this directory itself (a managed identity
+/// as the credential): the subject must be the object id of a service principal
+/// in this tenant, and another wisp tenant's issuer is refused (identity and
+/// application must share a tenant).
+async fn check_own_issuer(app: &AppState, caller: &Caller, fic: &FederatedCredential) -> Result<(), AdminError> {
+    let own = app.keys.issuer(&caller.tenant_id);
+    if fic.issuer == own {
+        let principal = Uuid::try_parse(&fic.subject).ok();
+        let exists = match principal {
+            Some(id) => app.store.service_principal(&caller.tenant_id, &id).await.or_fail(caller)?.is_some(),
+            None => false,
+        };
+        if !exists {
+            return Err(GraphError::bad_request(format!(
+                "The subject '{}' must be the object (principal) id of a managed identity in this tenant when the \
+                 issuer is this tenant.",
+                validation::shorten(&fic.subject)
+            )))
+            .or_fail(caller);
+        }
+        return Ok(());
+    }
+    let other_tenant = fic
+        .issuer
+        .strip_prefix(&format!("{}/", app.public_url))
+        .and_then(|rest| rest.strip_suffix("/v2.0"))
+        .and_then(crate::directory::parse_tenant_id);
+    if other_tenant.is_some() {
+        return Err(GraphError::bad_request(
+            "A managed identity used as a federated credential must be in the same tenant as the object that trusts it.",
+        ))
+        .or_fail(caller);
+    }
+    Ok(())
+}
+
 fn description(value: &Option<Value>, current: Option<String>) -> Result<Option<String>, GraphError> {
     match value {
         None => Ok(current),
@@ -160,6 +196,7 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
         created_at: crate::clock::now(),
     };
     validate(&fic).or_fail(&caller)?;
+    check_own_issuer(&app, &caller, &fic).await?;
     let value = to_json(&format!("{}/$entity", owner.context), &fic);
     let audit = caller.audit(
         "Add federated identity credential",
@@ -202,6 +239,7 @@ async fn update(
     }
     after.description = description(&body.description, before.description.clone()).or_fail(&caller)?;
     validate(&after).or_fail(&caller)?;
+    check_own_issuer(&app, &caller, &after).await?;
     let audit = caller.audit(
         "Update federated identity credential",
         "FederatedIdentityCredential",

@@ -1,4 +1,9 @@
-//! The `wisp` command line: one binary, subcommands.
+//! The `wisp` command line: one binary, subcommands. `serve` runs the server;
+//! the administration commands talk to a running server's admin API.
+
+mod admin;
+mod client;
+pub mod scenario;
 
 use clap::{Parser, Subcommand};
 
@@ -16,12 +21,76 @@ pub struct Cli {
 pub enum Command {
     /// Run the token service: HTTPS, directory, signing keys.
     Serve(ServeArgs),
+    /// Manage applications (app registrations).
+    App {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::AppCommand,
+    },
+    /// Manage federated identity credentials of applications and managed identities.
+    Fic {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::FicCommand,
+    },
+    /// Manage client secrets.
+    Secret {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::SecretCommand,
+    },
+    /// Manage service principals (provision multi-tenant applications).
+    Sp {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::SpCommand,
+    },
+    /// Grant and revoke app roles.
+    Role {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::RoleCommand,
+    },
+    /// Manage user-assigned managed identities.
+    Mi {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::MiCommand,
+    },
+    /// Manage compute resources and their identities.
+    Resource {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::ResourceCommand,
+    },
+    /// Create and list tenants (administrators of the bootstrap tenant).
+    Tenant {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(subcommand)]
+        command: admin::TenantCommand,
+    },
 }
 
 /// Runs the parsed command line. Errors are returned for `main` to print.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::App { args, command } => admin::app(&args, &command).await,
+        Command::Fic { args, command } => admin::fic(&args, &command).await,
+        Command::Secret { args, command } => admin::secret(&args, &command).await,
+        Command::Sp { args, command } => admin::sp(&args, &command).await,
+        Command::Role { args, command } => admin::role(&args, &command).await,
+        Command::Mi { args, command } => admin::mi(&args, &command).await,
+        Command::Resource { args, command } => admin::resource(&args, &command).await,
+        Command::Tenant { args, command } => admin::tenant(&args, &command).await,
     }
 }
 
