@@ -5,6 +5,8 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::crypto::MasterKey;
+use crate::federation::IssuerKeys;
+use crate::signin::SignInLog;
 use crate::signing::KeyRing;
 use crate::store::Store;
 
@@ -21,6 +23,10 @@ pub struct App {
     pub jwks_max_age: i64,
     /// Most federated identity credentials one application or identity may have.
     pub max_fics_per_owner: usize,
+    /// External issuers' keys, fetched under the SSRF policy and cached.
+    pub issuers: IssuerKeys,
+    /// The sign-in log writer.
+    pub sign_ins: SignInLog,
 }
 
 pub type AppState = Arc<App>;

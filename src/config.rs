@@ -26,6 +26,8 @@ The TOML file uses the flag names with underscores, e.g.:
     log_level = \"info\"
     signing_key_rotation = \"30d\"
     max_federated_credentials = 20
+    allow_private_issuers = [\"https://oidc.cluster.internal\"]
+    issuer_ca_files = [\"/etc/wisp/cluster-ca.pem\"]
 
 Master key: private keys are sealed at rest under a 32-byte master key. By default
 it is generated into DATA_DIR/master.key (mode 0600). Processes that share one
@@ -90,6 +92,21 @@ pub struct ServeArgs {
     /// (Entra's limit is 20) [default: 20]
     #[arg(long, env = "WISP_MAX_FEDERATED_CREDENTIALS", value_name = "N")]
     pub max_federated_credentials: Option<usize>,
+
+    /// An external issuer (exact string) that may be fetched although its host is
+    /// loopback or private — for tests and private clusters (repeatable)
+    #[arg(
+        long = "allow-private-issuer",
+        env = "WISP_ALLOW_PRIVATE_ISSUERS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub allow_private_issuers: Vec<String>,
+
+    /// PEM root certificates trusted for issuer fetches besides the system roots
+    /// (repeatable)
+    #[arg(long = "issuer-ca-file", env = "WISP_ISSUER_CA_FILES", value_name = "FILE", value_delimiter = ',')]
+    pub issuer_ca_files: Vec<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -115,6 +132,8 @@ struct FileConfig {
     log_level: Option<String>,
     signing_key_rotation: Option<String>,
     max_federated_credentials: Option<usize>,
+    allow_private_issuers: Option<Vec<String>>,
+    issuer_ca_files: Option<Vec<PathBuf>>,
 }
 
 /// How the listener speaks TLS.
@@ -145,6 +164,10 @@ pub struct Config {
     pub log_level: String,
     pub signing_key_rotation_secs: i64,
     pub max_federated_credentials: usize,
+    /// Exact issuer strings allowed on non-public addresses.
+    pub allow_private_issuers: Vec<String>,
+    /// Extra roots for issuer fetches.
+    pub issuer_ca_files: Vec<PathBuf>,
     /// `WISP_MASTER_KEY`, base64. `None`: the data folder's key file.
     pub master_key: Option<String>,
 }
@@ -213,8 +236,24 @@ impl Config {
         if !(1..=1000).contains(&max_federated_credentials) {
             bail!("--max-federated-credentials must be between 1 and 1000");
         }
+        let allow_private_issuers = if args.allow_private_issuers.is_empty() {
+            file.allow_private_issuers.unwrap_or_default()
+        } else {
+            args.allow_private_issuers
+        };
+        for issuer in &allow_private_issuers {
+            crate::directory::validation::fic_issuer(issuer)
+                .map_err(|e| anyhow::anyhow!("--allow-private-issuer {issuer:?}: {e}"))?;
+        }
+        let issuer_ca_files = if args.issuer_ca_files.is_empty() {
+            file.issuer_ca_files.unwrap_or_default()
+        } else {
+            args.issuer_ca_files
+        };
         Ok(Config {
             max_federated_credentials,
+            allow_private_issuers,
+            issuer_ca_files,
             data_dir,
             listen,
             public_url,

@@ -9,8 +9,10 @@ pub mod config; // `wisp serve` settings: flags > WISP_* env > TOML > defaults
 pub mod crypto; // master key, sealing, secret hashing, random
 pub mod datadir; // the data folder and its files
 pub mod directory; // tenants, applications, … as plain types
+pub mod federation; // trusting external tokens: assertions, issuer keys, FIC matching
 pub mod http; // every route, layer and wire format (the only module that knows HTTP)
 pub mod server; // start-up, shutdown, background tasks
+pub mod signin; // the sign-in log: a record per token request, group-committed
 pub mod signing; // token-signing keys: generation, rotation, key ring, JWS
 pub mod store; // SQLite/PostgreSQL (the only module with SQL)
 pub mod telemetry; // logs and metrics

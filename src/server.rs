@@ -18,6 +18,8 @@ use crate::bootstrap::{BootstrapInfo, bootstrap_if_empty};
 use crate::config::{Config, TlsMode};
 use crate::crypto::MasterKey;
 use crate::datadir::DataDir;
+use crate::federation::{IssuerKeys, IssuerPolicy};
+use crate::signin::SignInLog;
 use crate::signing::{KeyRing, RotationPolicy};
 use crate::store::{Store, StoreError, redact_url};
 use crate::{clock, http, telemetry, tls};
@@ -41,6 +43,7 @@ pub struct Server {
     handle: axum_server::Handle<SocketAddr>,
     serving: JoinHandle<std::io::Result<()>>,
     maintenance: JoinHandle<()>,
+    sign_in_writer: JoinHandle<()>,
 }
 
 impl Server {
@@ -85,6 +88,18 @@ impl Server {
             bootstrap_if_empty(&store, &keys, &master_key, &data_dir, &config.public_url, ca_file.clone(), now).await?;
         keys.maintain(now).await.context("signing key maintenance failed")?;
 
+        let mut policy_roots = Vec::with_capacity(config.issuer_ca_files.len());
+        for file in &config.issuer_ca_files {
+            policy_roots.push(
+                std::fs::read(file).with_context(|| format!("cannot read the issuer CA file {}", file.display()))?,
+            );
+        }
+        let issuers = IssuerKeys::new(&IssuerPolicy {
+            allow_private: config.allow_private_issuers.clone(),
+            extra_roots_pem: policy_roots,
+        })
+        .context("invalid issuer CA file")?;
+        let (sign_ins, sign_in_writer) = SignInLog::start(store.clone());
         let app: AppState = Arc::new(App {
             public_url: config.public_url.clone(),
             store: store.clone(),
@@ -93,6 +108,8 @@ impl Server {
             metrics: telemetry::metrics_handle(),
             jwks_max_age: (policy.publish_ahead / 2).clamp(60, 86400),
             max_fics_per_owner: config.max_federated_credentials,
+            issuers,
+            sign_ins,
         });
         let router = http::router(app.clone());
         let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -126,6 +143,7 @@ impl Server {
             handle,
             serving,
             maintenance,
+            sign_in_writer,
         })
     }
 
@@ -133,9 +151,15 @@ impl Server {
     /// closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.maintenance.abort();
+        let _ = self.maintenance.await;
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         let served = self.serving.await.context("the server task panicked")?;
-        self.app.store.close().await;
+        // The last handle to the sign-in log goes with the app; the writer then
+        // drains its queue and stops, before the database closes.
+        let store = self.app.store.clone();
+        drop(self.app);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.sign_in_writer).await;
+        store.close().await;
         served.context("the server stopped with an error")
     }
 }

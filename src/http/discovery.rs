@@ -37,8 +37,35 @@ pub async fn openid_configuration(
         // interactive sign-in, so the endpoint answers with an error.
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
         "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
         "claims_supported": ["aud", "iss", "iat", "nbf", "exp", "tid", "oid", "sub", "azp", "azpacr",
                              "appid", "appidacr", "roles", "idtyp", "ver", "uti"],
+        "tenant_region_scope": "WW",
+    });
+    Ok(cached_json(document.to_string().into_bytes(), DISCOVERY_MAX_AGE))
+}
+
+/// The v1 document: issuer `{public_url}/{tenant}/` (v1 tokens carry it), the
+/// v1 token endpoint, the same keys.
+pub async fn openid_configuration_v1(
+    State(app): State<AppState>,
+    Path(tenant): Path<String>,
+    context: RequestContext,
+) -> Result<Response, ErrorResponse> {
+    let keys = tenant_keys(&app, &tenant, &context).await?;
+    let base = format!("{}/{}", app.public_url, keys.tenant_id);
+    let document = json!({
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base}/discovery/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
+        "scopes_supported": ["openid"],
+        "issuer": format!("{base}/"),
+        "authorization_endpoint": format!("{base}/oauth2/authorize"),
+        "grant_types_supported": ["client_credentials"],
         "tenant_region_scope": "WW",
     });
     Ok(cached_json(document.to_string().into_bytes(), DISCOVERY_MAX_AGE))

@@ -34,6 +34,8 @@ pub fn router(app: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route("/{tenant}/.well-known/openid-configuration", get(discovery::openid_configuration_v1))
+        .route("/{tenant}/discovery/keys", get(discovery::jwks))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
         .route("/{tenant}/oauth2/token", post(token::token_v1))
         .merge(admin::routes())

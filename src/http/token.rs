@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -12,53 +12,94 @@ use serde_json::json;
 use super::context::RequestContext;
 use super::error::{EntraError, ErrorResponse};
 use crate::app::AppState;
+use crate::signin::SignInRecord;
 use crate::token::{self, Endpoint, Refusal, TokenRequest};
 
 pub async fn token_v2(
     state: State<AppState>,
     tenant: Path<String>,
+    peer: ConnectInfo<std::net::SocketAddr>,
     context: RequestContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    handle(state, tenant, context, headers, body, Endpoint::V2).await
+    handle(state, tenant, peer, context, headers, body, Endpoint::V2).await
 }
 
 pub async fn token_v1(
     state: State<AppState>,
     tenant: Path<String>,
+    peer: ConnectInfo<std::net::SocketAddr>,
     context: RequestContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    handle(state, tenant, context, headers, body, Endpoint::V1).await
+    handle(state, tenant, peer, context, headers, body, Endpoint::V1).await
 }
 
 async fn handle(
     State(app): State<AppState>,
     Path(tenant): Path<String>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     context: RequestContext,
     headers: HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
 ) -> Result<Response, ErrorResponse> {
-    let refuse = |refusal: Refusal| {
-        metrics::counter!("wisp_token_requests_total", "outcome" => "refused").increment(1);
-        if let Refusal::Unavailable(detail) = &refusal {
-            tracing::error!(error = %detail, correlation_id = %context.correlation_id, "token request failed");
-        }
-        entra_error(refusal).with(&context)
+    let mut record = SignInRecord {
+        correlation_id: context.correlation_id,
+        client_ip: Some(peer.ip().to_string()),
+        ..SignInRecord::default()
     };
+    let result = exchange(&app, &tenant, &headers, &body, endpoint, &mut record).await;
+    match result {
+        Ok((issued, body)) => {
+            // No token leaves without its sign-in record committed.
+            if let Err(e) = app.sign_ins.record_durably(record, &issued.claims.uti).await {
+                tracing::error!(error = %e, correlation_id = %context.correlation_id, "sign-in log unavailable; token withheld");
+                metrics::counter!("wisp_token_requests_total", "outcome" => "failed").increment(1);
+                return Err(EntraError::temporarily_unavailable().with(&context));
+            }
+            metrics::counter!("wisp_token_requests_total", "outcome" => "granted").increment(1);
+            let mut response = (StatusCode::OK, Json(body)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            Ok(response)
+        }
+        Err(refusal) => {
+            metrics::counter!("wisp_token_requests_total", "outcome" => "refused").increment(1);
+            if let Refusal::Unavailable(detail) = &refusal {
+                tracing::error!(error = %detail, correlation_id = %context.correlation_id, "token request failed");
+            }
+            let error = entra_error(refusal);
+            // Requests to tenants that do not exist have no directory to log to.
+            if !record.tenant_id.is_empty() {
+                app.sign_ins.record_refusal(record, error.code).await;
+            }
+            Err(error.with(&context))
+        }
+    }
+}
+
+/// Parses the request and issues the token; returns it with the response body.
+async fn exchange(
+    app: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    endpoint: Endpoint,
+    record: &mut SignInRecord,
+) -> Result<(token::Issued, serde_json::Value), Refusal> {
     let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
         v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
     });
     if !is_form {
-        return Err(refuse(Refusal::MissingParameter("grant_type")));
+        return Err(Refusal::MissingParameter("grant_type"));
     }
-    let request = TokenRequest::parse(&body).map_err(refuse)?;
+    let request = TokenRequest::parse(body)?;
     let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(token::request::parse_basic);
-    let issued = token::issue(&app, &tenant, endpoint, &request, basic, crate::clock::now()).await.map_err(refuse)?;
-    metrics::counter!("wisp_token_requests_total", "outcome" => "granted").increment(1);
+    let issued = token::issue(app, tenant, endpoint, &request, basic, crate::clock::now(), record).await?;
     let body = match endpoint {
         Endpoint::V2 => json!({
             "token_type": "Bearer",
@@ -77,15 +118,11 @@ async fn handle(
             "access_token": issued.access_token,
         }),
     };
-    let mut response = (StatusCode::OK, Json(body)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok((issued, body))
 }
 
 /// The Entra error for each refusal.
-fn entra_error(refusal: Refusal) -> EntraError {
+pub fn entra_error(refusal: Refusal) -> EntraError {
     use StatusCode as S;
     let (status, error, code, message) = match refusal {
         Refusal::MissingParameter(name) => (
@@ -170,11 +207,100 @@ fn entra_error(refusal: Refusal) -> EntraError {
                 short(&kind)
             ),
         ),
-        Refusal::AssertionNotSupported => (
-            S::BAD_REQUEST,
+        Refusal::MalformedAssertion => {
+            (S::BAD_REQUEST, "invalid_request", 50027, "JWT token is invalid or malformed.".into())
+        }
+        Refusal::AssertionSignature(reason) => (
+            S::UNAUTHORIZED,
             "invalid_client",
-            70002,
-            "Error validating credentials. This server does not accept client assertions yet; use a client secret."
+            700027,
+            format!("Client assertion failed signature validation: {reason}."),
+        ),
+        Refusal::AssertionTimeRange { now, not_before, expires } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700024,
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, \
+                 expiry time of assertion {}.",
+                instant(Some(now)),
+                instant(Some(not_before.unwrap_or(0))),
+                expires.map(|e| instant(Some(e))).unwrap_or_else(|| "(none: exp is required)".into()),
+            ),
+        ),
+        Refusal::IssuerUnavailable { issuer, reason } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            50166,
+            format!("Request to External OIDC endpoint failed for issuer '{}': {reason}", short(&issuer)),
+        ),
+        Refusal::NoFederatedCredentials { client_id } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            7000226,
+            format!("No federated identity credential policy found on application ({client_id})."),
+        ),
+        Refusal::NoMatchingIssuer { issuer } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer '{}'. Please check your \
+                 federated identity credential Subject, Audience and Issuer against the presented assertion.",
+                short(&issuer)
+            ),
+        ),
+        Refusal::NoMatchingAudience { audience } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{}'. Please check your \
+                 federated identity credential Subject, Audience and Issuer against the presented assertion.",
+                short(&audience)
+            ),
+        ),
+        Refusal::NoMatchingSubject { subject } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{}'. Check your federated \
+                 identity credential Subject, Audience and Issuer against the presented assertion.",
+                short(&subject)
+            ),
+        ),
+        Refusal::SubjectCaseMismatch { subject } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            7002138,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{}'. A federated identity \
+                 credential's subject differs from it only by upper/lower case; matching is case-sensitive.",
+                short(&subject)
+            ),
+        ),
+        Refusal::CertificateNotRegistered { client_id } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            format!(
+                "Client assertion failed signature validation: the certificate it names (x5t or x5t#S256) is not \
+                 registered on application '{client_id}', or is not valid now."
+            ),
+        ),
+        Refusal::CertificateAudience { audience } => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700038,
+            format!("The client assertion's audience '{}' is not this tenant's token endpoint.", short(&audience)),
+        ),
+        Refusal::SystemAssignedIdentityAsCredential => (
+            S::UNAUTHORIZED,
+            "invalid_client",
+            700236,
+            "Only user-assigned managed identities can be used as federated identity credentials; the presented token \
+             belongs to a system-assigned identity."
                 .into(),
         ),
         Refusal::UnknownResource { resource, tenant } => (
@@ -196,4 +322,11 @@ fn entra_error(refusal: Refusal) -> EntraError {
 /// Caller text echoed in a message, bounded.
 fn short(text: &str) -> String {
     crate::directory::validation::shorten(text)
+}
+
+/// Unix seconds as Entra writes instants in messages.
+fn instant(unix: Option<i64>) -> String {
+    unix.and_then(|u| time::OffsetDateTime::from_unix_timestamp(u).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }

@@ -44,6 +44,9 @@ pub struct TenantKeys {
     pub published: Vec<Arc<SigningKey>>,
     /// `{"keys":[…]}` with the current, next and previous keys.
     pub jwks: Bytes,
+    /// The same keys as JWKs, for verifying wisp's own tokens presented as
+    /// client assertions (managed identity as a federated credential).
+    pub verification_keys: Vec<jsonwebtoken::jwk::Jwk>,
 }
 
 /// All loaded tenants' keys. Reads are lock-free in practice (an uncontended
@@ -120,8 +123,20 @@ impl KeyRing {
             published.push(key);
         }
         let current = current.ok_or_else(|| KeyRingError::NoCurrentKey(tenant_id.to_string()))?;
+        let verification_keys = jwks
+            .iter()
+            .map(|jwk| serde_json::from_value(jwk.clone()))
+            .collect::<Result<Vec<jsonwebtoken::jwk::Jwk>, _>>()
+            .expect("our own JWKs parse as JWKs");
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": jwks })).expect("JWKS serializes");
-        Ok(TenantKeys { tenant_id: *tenant_id, generation, current, published, jwks: Bytes::from(jwks) })
+        Ok(TenantKeys {
+            tenant_id: *tenant_id,
+            generation,
+            current,
+            published,
+            jwks: Bytes::from(jwks),
+            verification_keys,
+        })
     }
 
     fn unseal(&self, stored: &StoredSigningKey) -> Result<SigningKey, KeyRingError> {

@@ -47,6 +47,31 @@ impl TryFrom<FicRow> for FederatedCredential {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct KeyCredentialRow {
+    key_id: String,
+    display_name: Option<String>,
+    thumbprint_sha1: String,
+    thumbprint_sha256: String,
+    start_at: i64,
+    end_at: i64,
+    certificate: Vec<u8>,
+}
+
+impl KeyCredentialRow {
+    fn into_parts(self) -> Result<(KeyCredentialInfo, Vec<u8>)> {
+        let info = KeyCredentialInfo {
+            key_id: parse_id(&self.key_id)?,
+            display_name: self.display_name,
+            thumbprint_sha1: self.thumbprint_sha1,
+            thumbprint_sha256: self.thumbprint_sha256,
+            start_at: self.start_at,
+            end_at: self.end_at,
+        };
+        Ok((info, self.certificate))
+    }
+}
+
 const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at";
 
 fn duplicate_pair() -> String {
@@ -206,26 +231,28 @@ impl Store {
         Ok(())
     }
 
+    /// An application's certificates with their DER, for verifying assertions.
+    pub async fn key_credential_certificates(
+        &self,
+        application_id: &Uuid,
+    ) -> Result<Vec<(KeyCredentialInfo, Vec<u8>)>> {
+        self.key_credential_rows(application_id).await?.into_iter().map(KeyCredentialRow::into_parts).collect()
+    }
+
+    /// The public metadata of an application's certificates.
     pub async fn key_credentials(&self, application_id: &Uuid) -> Result<Vec<KeyCredentialInfo>> {
-        let rows: Vec<(String, Option<String>, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at FROM key_credentials \
-             WHERE application_id = $1 ORDER BY start_at, key_id",
+        let rows = self.key_credential_rows(application_id).await?;
+        rows.into_iter().map(|row| row.into_parts().map(|(info, _)| info)).collect()
+    }
+
+    async fn key_credential_rows(&self, application_id: &Uuid) -> Result<Vec<KeyCredentialRow>> {
+        Ok(sqlx::query_as(
+            "SELECT key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at, certificate \
+             FROM key_credentials WHERE application_id = $1 ORDER BY start_at, key_id",
         )
         .bind(application_id.to_string())
         .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at)| {
-                Ok(KeyCredentialInfo {
-                    key_id: parse_id(&key_id)?,
-                    display_name,
-                    thumbprint_sha1,
-                    thumbprint_sha256,
-                    start_at,
-                    end_at,
-                })
-            })
-            .collect()
+        .await?)
     }
 }
 

@@ -69,6 +69,33 @@ impl Store {
         row.map(ManagedIdentity::try_from).transpose()
     }
 
+    /// A managed identity by client id, in any tenant.
+    pub async fn managed_identity_by_client_id(&self, client_id: &str) -> Result<Option<ManagedIdentity>> {
+        let row: Option<IdentityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM managed_identities WHERE client_id = $1"
+        )))
+        .bind(client_id.to_ascii_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ManagedIdentity::try_from).transpose()
+    }
+
+    /// A managed identity by the object id of its service principal.
+    pub async fn managed_identity_by_principal_id(
+        &self,
+        tenant_id: &Uuid,
+        principal_id: &Uuid,
+    ) -> Result<Option<ManagedIdentity>> {
+        let row: Option<IdentityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM managed_identities WHERE tenant_id = $1 AND principal_id = $2"
+        )))
+        .bind(tenant_id.to_string())
+        .bind(principal_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(ManagedIdentity::try_from).transpose()
+    }
+
     /// User-assigned identities of a tenant, one page; filterable on `displayName`, `clientId`.
     pub async fn managed_identities(&self, tenant_id: &Uuid, page: &Page) -> Result<Listed<ManagedIdentity>> {
         let (clause, binds) = page.clause(2);

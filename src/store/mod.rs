@@ -12,12 +12,14 @@ mod credentials;
 mod identities;
 mod meta;
 mod principals;
+mod sign_ins;
 mod signing_keys;
 mod tenants;
 
 pub use applications::{KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential};
 pub use audit::DirectoryAudit;
 pub use credentials::FicOwner;
+pub use sign_ins::{SignInQuery, SignInRow};
 pub use signing_keys::{KeyChange, StoredSigningKey};
 pub use tenants::{NewTenant, TenantPolicy};
 

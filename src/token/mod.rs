@@ -14,7 +14,10 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::crypto::random_bytes;
-use crate::directory::{Application, builtin};
+use crate::directory::{Application, ManagedIdentity, builtin};
+use crate::federation::matching::{self, NoMatch};
+use crate::federation::{AssertionError, UnverifiedAssertion};
+use crate::signin::SignInRecord;
 pub use claims::{AccessTokenClaims, ClientAuthMethod};
 pub use request::{JWT_BEARER, TokenRequest};
 
@@ -23,7 +26,7 @@ pub const ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
 
 /// Every reason a token request is refused. `http::token` maps each to its
 /// AADSTS code, OAuth error and status; the message never reveals directory
-/// configuration beyond what Entra reveals.
+/// configuration beyond what Entra reveals (no other credentials' subjects).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// A required parameter is missing.
@@ -50,8 +53,51 @@ pub enum Refusal {
     },
     /// An assertion whose type is not RFC 7523's JWT bearer.
     UnsupportedAssertionType(String),
-    /// Assertions arrive with the token-endpoint issue; until then, refused.
-    AssertionNotSupported,
+    /// The client assertion is not a JWT wisp can read.
+    MalformedAssertion,
+    /// Bad signature, unknown key, or a refused algorithm.
+    AssertionSignature(String),
+    /// Outside `nbf`..`exp` (with skew), or no `exp` at all.
+    AssertionTimeRange {
+        now: i64,
+        not_before: Option<i64>,
+        expires: Option<i64>,
+    },
+    /// The issuer's discovery document or keys could not be had.
+    IssuerUnavailable {
+        issuer: String,
+        reason: String,
+    },
+    /// The client has no federated identity credentials at all.
+    NoFederatedCredentials {
+        client_id: String,
+    },
+    /// No credential trusts the assertion's issuer.
+    NoMatchingIssuer {
+        issuer: String,
+    },
+    /// The issuer is trusted, but not for the assertion's audience.
+    NoMatchingAudience {
+        audience: String,
+    },
+    /// Issuer and audience fit; the subject does not.
+    NoMatchingSubject {
+        subject: String,
+    },
+    /// …and differs from a credential's subject only by case.
+    SubjectCaseMismatch {
+        subject: String,
+    },
+    /// A certificate assertion names a certificate the application does not have.
+    CertificateNotRegistered {
+        client_id: String,
+    },
+    /// A certificate assertion for another token endpoint.
+    CertificateAudience {
+        audience: String,
+    },
+    /// A managed identity as a credential must be user-assigned (Entra's rule).
+    SystemAssignedIdentityAsCredential,
     UnknownResource {
         resource: String,
         tenant: String,
@@ -79,6 +125,7 @@ pub enum Endpoint {
 
 /// Handles a client-credentials request for `tenant` (the path segment).
 /// `basic` carries `Authorization: Basic` credentials when sent.
+/// `record` is filled in as the request is understood, for the sign-in log.
 pub async fn issue(
     app: &App,
     tenant: &str,
@@ -86,6 +133,7 @@ pub async fn issue(
     request: &TokenRequest,
     basic: Option<(String, String)>,
     now: i64,
+    record: &mut SignInRecord,
 ) -> Result<Issued, Refusal> {
     let tenant_id = crate::directory::parse_tenant_id(tenant).ok_or_else(|| Refusal::TenantNotFound(tenant.into()))?;
     let keys = app
@@ -94,6 +142,7 @@ pub async fn issue(
         .await
         .map_err(|e| Refusal::Unavailable(e.to_string()))?
         .ok_or_else(|| Refusal::TenantNotFound(tenant.into()))?;
+    record.tenant_id = tenant_id.to_string();
 
     match request.grant_type.as_deref() {
         Some("client_credentials") => {}
@@ -101,6 +150,7 @@ pub async fn issue(
         Some(other) => return Err(Refusal::UnsupportedGrantType(other.to_string())),
     }
     let resource = requested_resource(endpoint, request)?;
+    record.resource = Some(resource.clone());
 
     // The client: body client_id, or the Basic user name; both must agree.
     let (basic_id, basic_secret) = match basic {
@@ -114,20 +164,28 @@ pub async fn issue(
         (Some(id), _) | (None, Some(id)) => id.to_string(),
         (None, None) => return Err(Refusal::MissingParameter("client_id")),
     };
+    record.client_id = Some(client_id.clone());
     let unknown_client = || Refusal::UnknownClient { client_id: client_id.clone(), tenant: tenant.to_string() };
     if Uuid::try_parse(&client_id).is_err() {
         return Err(unknown_client());
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
-    let client = app.store.application_by_app_id(&client_id).await.map_err(unavailable)?.ok_or_else(unknown_client)?;
+    let client = match app.store.application_by_app_id(&client_id).await.map_err(unavailable)? {
+        Some(application) => Client::Application(application),
+        None => match app.store.managed_identity_by_client_id(&client_id).await.map_err(unavailable)? {
+            Some(identity) if identity.tenant_id == tenant_id => Client::Identity(identity),
+            _ => return Err(unknown_client()),
+        },
+    };
     let client_sp = app
         .store
         .service_principal_by_app_id(&tenant_id, &client_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(unknown_client)?;
+    record.service_principal_id = Some(client_sp.id.to_string());
 
-    let method = authenticate(app, &client, request, basic_secret.as_deref(), now).await?;
+    let method = authenticate(app, &client, &tenant_id, request, basic_secret.as_deref(), now, record).await?;
 
     // The resource and its presence (service principal) in this tenant.
     let unknown_resource = || Refusal::UnknownResource { resource: resource.clone(), tenant: tenant.to_string() };
@@ -195,13 +253,39 @@ fn requested_resource(endpoint: Endpoint, request: &TokenRequest) -> Result<Stri
     }
 }
 
+/// The client a request names: an application, or a user-assigned managed
+/// identity acting through its own federated credentials.
+enum Client {
+    Application(Application),
+    Identity(ManagedIdentity),
+}
+
+impl Client {
+    /// The object whose federated credentials apply.
+    fn owner_id(&self) -> Uuid {
+        match self {
+            Client::Application(a) => a.id,
+            Client::Identity(i) => i.id,
+        }
+    }
+
+    fn client_id(&self) -> String {
+        match self {
+            Client::Application(a) => a.app_id.to_string(),
+            Client::Identity(i) => i.client_id.to_string(),
+        }
+    }
+}
+
 /// Checks the client's credential; returns how it authenticated.
 async fn authenticate(
     app: &App,
-    client: &Application,
+    client: &Client,
+    tenant_id: &Uuid,
     request: &TokenRequest,
     basic_secret: Option<&str>,
     now: i64,
+    record: &mut SignInRecord,
 ) -> Result<ClientAuthMethod, Refusal> {
     let secret = match (request.client_secret.as_deref(), basic_secret) {
         (Some(_), Some(_)) => return Err(Refusal::ConflictingClientCredentials),
@@ -211,32 +295,187 @@ async fn authenticate(
     match (secret, request.client_assertion.as_deref()) {
         (Some(_), Some(_)) => Err(Refusal::ConflictingClientCredentials),
         (None, None) => Err(Refusal::NoClientCredential),
-        (None, Some(_)) => {
+        (Some(secret), None) => {
+            record.credential_type = Some("clientSecret");
+            let Client::Application(application) = client else {
+                return Err(Refusal::InvalidSecret { client_id: client.client_id() });
+            };
+            let stored = app
+                .store
+                .password_credentials(&application.id.to_string())
+                .await
+                .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            // Check every credential (no early exit), so timing does not reveal
+            // which one, if any, matched.
+            let matched = stored.iter().fold(None, |found, cred| {
+                let valid_now = cred.start_at <= now && now < cred.end_at;
+                if app.master_key.verify_secret(secret, &cred.secret_hash) && valid_now {
+                    Some(&cred.key_id)
+                } else {
+                    found
+                }
+            });
+            match matched {
+                Some(key_id) => {
+                    record.credential_id = Some(key_id.clone());
+                    Ok(ClientAuthMethod::Secret)
+                }
+                None => Err(Refusal::InvalidSecret { client_id: client.client_id() }),
+            }
+        }
+        (None, Some(assertion)) => {
             match request.client_assertion_type.as_deref() {
                 Some(JWT_BEARER) => {}
                 None => return Err(Refusal::MissingParameter("client_assertion_type")),
                 Some(other) => return Err(Refusal::UnsupportedAssertionType(other.to_string())),
             }
-            Err(Refusal::AssertionNotSupported)
-        }
-        (Some(secret), None) => {
-            let stored = app
-                .store
-                .password_credentials(&client.id.to_string())
-                .await
-                .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-            // Check every credential (no early exit), so timing does not reveal
-            // which one, if any, matched.
-            let matched = stored.iter().fold(false, |found, cred| {
-                let valid_now = cred.start_at <= now && now < cred.end_at;
-                app.master_key.verify_secret(secret, &cred.secret_hash) && valid_now || found
-            });
-            if matched {
-                Ok(ClientAuthMethod::Secret)
-            } else {
-                Err(Refusal::InvalidSecret { client_id: client.app_id.to_string() })
+            let parsed = UnverifiedAssertion::parse(assertion).map_err(|_| Refusal::MalformedAssertion)?;
+            // What the caller presented, recorded before verification: it is
+            // what an administrator needs to see when the request fails.
+            record.assertion_issuer = Some(parsed.iss.clone());
+            record.assertion_subject = parsed.sub.clone();
+            record.assertion_jti = parsed.jti.clone();
+            let client_id = client.client_id();
+            let self_signed = parsed.iss == client_id && parsed.sub.as_deref() == Some(client_id.as_str());
+            match client {
+                Client::Application(application) if self_signed => {
+                    certificate_assertion(app, application, tenant_id, &parsed, now, record).await
+                }
+                _ => federated_assertion(app, client, &parsed, now, record).await,
             }
         }
+    }
+}
+
+/// A client assertion signed by one of the application's own certificates:
+/// `iss` = `sub` = client id, `aud` = this tenant's token endpoint, the key
+/// named by `x5t` or `x5t#S256`.
+async fn certificate_assertion(
+    app: &App,
+    application: &Application,
+    tenant_id: &Uuid,
+    assertion: &UnverifiedAssertion<'_>,
+    now: i64,
+    record: &mut SignInRecord,
+) -> Result<ClientAuthMethod, Refusal> {
+    record.credential_type = Some("certificate");
+    let not_registered = || Refusal::CertificateNotRegistered { client_id: application.app_id.to_string() };
+    let (x5t, x5t_s256) = assertion.thumbprints();
+    if x5t.is_none() && x5t_s256.is_none() {
+        return Err(not_registered());
+    }
+    let certificates = app
+        .store
+        .key_credential_certificates(&application.id)
+        .await
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    let (info, der) = certificates
+        .iter()
+        .find(|(info, _)| {
+            x5t.as_deref() == Some(info.thumbprint_sha1.as_str())
+                || x5t_s256.as_deref() == Some(info.thumbprint_sha256.as_str())
+        })
+        .ok_or_else(not_registered)?;
+    record.credential_id = Some(info.key_id.to_string());
+    if !(info.start_at <= now && now < info.end_at) {
+        return Err(not_registered());
+    }
+    assertion.verify_with_certificate(der, now).map_err(|e| assertion_refusal(e, assertion, now))?;
+    let endpoints = [
+        format!("{}/{tenant_id}/oauth2/v2.0/token", app.public_url),
+        format!("{}/{tenant_id}/oauth2/token", app.public_url),
+    ];
+    if !assertion.aud.iter().any(|a| endpoints.contains(a)) {
+        return Err(Refusal::CertificateAudience { audience: assertion.aud.join(" ") });
+    }
+    Ok(ClientAuthMethod::Assertion)
+}
+
+/// A token from another issuer (or from one of wisp's own tenants), accepted
+/// because one of the client's federated identity credentials trusts it.
+async fn federated_assertion(
+    app: &App,
+    client: &Client,
+    assertion: &UnverifiedAssertion<'_>,
+    now: i64,
+    record: &mut SignInRecord,
+) -> Result<ClientAuthMethod, Refusal> {
+    record.credential_type = Some("federatedIdentityCredential");
+    let credentials =
+        app.store.federated_credentials(&client.owner_id()).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    if credentials.is_empty() {
+        return Err(Refusal::NoFederatedCredentials { client_id: client.client_id() });
+    }
+    // Never fetch an issuer no credential names.
+    if !matching::any_trusts_issuer(&credentials, &assertion.iss) {
+        let presented =
+            matching::evaluate(&credentials, &assertion.iss, assertion.sub.as_deref().unwrap_or(""), &assertion.aud);
+        record.details = Some(serde_json::json!({ "credentials": presented.evaluations, "verified": false }));
+        return Err(Refusal::NoMatchingIssuer { issuer: assertion.iss.clone() });
+    }
+    let verified = match own_tenant(app, &assertion.iss) {
+        // wisp's own tokens (a managed identity as the credential): our keys,
+        // no network.
+        Some(tenant_id) => {
+            let keys = app
+                .keys
+                .tenant(&tenant_id)
+                .await
+                .map_err(|e| Refusal::Unavailable(e.to_string()))?
+                .ok_or_else(|| Refusal::NoMatchingIssuer { issuer: assertion.iss.clone() })?;
+            let verified =
+                assertion.verify(&keys.verification_keys, now).map_err(|e| assertion_refusal(e, assertion, now))?;
+            // Only user-assigned identities may act as credentials.
+            if let Ok(principal) = Uuid::try_parse(&verified.sub)
+                && let Some(identity) = app
+                    .store
+                    .managed_identity_by_principal_id(&tenant_id, &principal)
+                    .await
+                    .map_err(|e| Refusal::Unavailable(e.to_string()))?
+                && identity.system_assigned
+            {
+                return Err(Refusal::SystemAssignedIdentityAsCredential);
+            }
+            verified
+        }
+        None => {
+            let keys = app
+                .issuers
+                .keys(&assertion.iss, assertion.kid.as_deref())
+                .await
+                .map_err(|e| Refusal::IssuerUnavailable { issuer: assertion.iss.clone(), reason: e.to_string() })?;
+            assertion.verify(&keys, now).map_err(|e| assertion_refusal(e, assertion, now))?
+        }
+    };
+    let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud);
+    record.details = Some(serde_json::json!({ "credentials": result.evaluations, "verified": true }));
+    match (result.matched, result.no_match) {
+        (Some(credential), _) => {
+            record.credential_id = Some(credential.id.to_string());
+            Ok(ClientAuthMethod::Assertion)
+        }
+        (None, Some(NoMatch::Issuer)) | (None, None) => Err(Refusal::NoMatchingIssuer { issuer: verified.iss }),
+        (None, Some(NoMatch::Audience)) => Err(Refusal::NoMatchingAudience { audience: verified.aud.join(" ") }),
+        (None, Some(NoMatch::Subject)) => Err(Refusal::NoMatchingSubject { subject: verified.sub }),
+        (None, Some(NoMatch::SubjectCase)) => Err(Refusal::SubjectCaseMismatch { subject: verified.sub }),
+    }
+}
+
+/// The tenant whose issuer `iss` is, if it is one of wisp's own (`{public_url}/{tenant}/v2.0`).
+fn own_tenant(app: &App, iss: &str) -> Option<Uuid> {
+    iss.strip_prefix(app.public_url.as_str())?
+        .strip_prefix('/')?
+        .strip_suffix("/v2.0")
+        .and_then(crate::directory::parse_tenant_id)
+}
+
+fn assertion_refusal(error: AssertionError, assertion: &UnverifiedAssertion<'_>, now: i64) -> Refusal {
+    match error {
+        AssertionError::Malformed => Refusal::MalformedAssertion,
+        AssertionError::TimeWindow | AssertionError::NoExpiry => {
+            Refusal::AssertionTimeRange { now, not_before: assertion.nbf, expires: assertion.exp }
+        }
+        other => Refusal::AssertionSignature(other.to_string()),
     }
 }
 

@@ -4,11 +4,13 @@
 //! here, never as new files directly under `tests/` (each is a separate binary
 //! to link).
 
+mod fake_issuer;
 mod support;
 
 mod admin; // the admin API: Graph-shaped CRUD, rules, auth, isolation, audit
 mod cli; // the administration CLI as the real binary
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
+mod federation; // federated and certificate client assertions, issuers, SSRF policy
 mod keys; // signing-key rotation across several processes sharing one database
 mod startup; // the real binary: restart, bootstrap once, bad input and faults
 mod store; // the store on both backends

@@ -58,6 +58,30 @@ impl TestServer {
             .unwrap()
     }
 
+    /// A client-credentials request with a client assertion.
+    pub async fn token_with_assertion(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        assertion: &str,
+        scope: &str,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("client_assertion", assertion),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// An admin API session as the bootstrap administrator.
     pub async fn admin(&self) -> Admin {
         let (id, secret) = self.admin_credentials();
@@ -160,6 +184,8 @@ pub fn test_config(data_dir: &Path, database_url: Option<String>) -> Config {
         log_level: "warn".into(),
         signing_key_rotation_secs: 30 * 86400,
         max_federated_credentials: 20,
+        allow_private_issuers: Vec::new(),
+        issuer_ca_files: Vec::new(),
         master_key: None,
     }
 }
@@ -168,6 +194,16 @@ pub fn test_config(data_dir: &Path, database_url: Option<String>) -> Config {
 pub async fn spawn_wisp() -> TestServer {
     let data_dir = tempfile::tempdir().unwrap();
     let config = test_config(data_dir.path(), None);
+    spawn_with(config, data_dir).await
+}
+
+/// Starts a server that trusts these loopback issuers (allow-listed, with
+/// their CAs), on a fresh SQLite data folder.
+pub async fn spawn_trusting(issuers: &[&crate::fake_issuer::FakeIssuer]) -> TestServer {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), None);
+    config.allow_private_issuers = issuers.iter().map(|i| i.issuer.clone()).collect();
+    config.issuer_ca_files = issuers.iter().map(|i| i.ca_file.path().to_path_buf()).collect();
     spawn_with(config, data_dir).await
 }
 

@@ -1,0 +1,191 @@
+//! Matching a verified assertion against the federated identity credentials of
+//! an application or managed identity: issuer, audience and subject, exactly and
+//! case-sensitively, as Entra does. Every credential is evaluated, and each check
+//! is recorded so an administrator can see why a request was refused — the
+//! caller only ever learns the generic outcome.
+
+use serde::Serialize;
+
+use crate::directory::FederatedCredential;
+
+/// One check of one credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// `issuer`, `audience` or `subject`.
+    pub check: &'static str,
+    pub expected: String,
+    pub actual: String,
+    pub passed: bool,
+    /// A near miss worth telling an administrator about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// How one credential fared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialEvaluation {
+    pub credential_id: String,
+    pub credential_name: String,
+    pub checks: Vec<Check>,
+    pub matched: bool,
+}
+
+/// The most specific reason no credential matched (Entra's AADSTS codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoMatch {
+    /// No credential has the assertion's issuer (AADSTS700211).
+    Issuer,
+    /// The issuer is trusted but not for this audience (AADSTS700212).
+    Audience,
+    /// Issuer and audience fit, the subject does not (AADSTS700213).
+    Subject,
+    /// …and a credential's subject differs from it only by case (AADSTS7002138).
+    SubjectCase,
+}
+
+/// The outcome of matching: the first matching credential, or why none did,
+/// plus every credential's evaluation.
+#[derive(Debug, Clone)]
+pub struct MatchResult {
+    pub matched: Option<FederatedCredential>,
+    pub no_match: Option<NoMatch>,
+    pub evaluations: Vec<CredentialEvaluation>,
+}
+
+/// Does any credential trust this issuer at all? Checked before fetching keys,
+/// so wisp never fetches an issuer no credential names.
+pub fn any_trusts_issuer(credentials: &[FederatedCredential], issuer: &str) -> bool {
+    credentials.iter().any(|c| c.issuer == issuer)
+}
+
+/// Evaluates every credential against the verified `iss`, `sub` and `aud`.
+pub fn evaluate(credentials: &[FederatedCredential], iss: &str, sub: &str, aud: &[String]) -> MatchResult {
+    let mut evaluations = Vec::with_capacity(credentials.len());
+    let mut matched = None;
+    let (mut issuer_ok, mut audience_ok, mut case_only) = (false, false, false);
+    for credential in credentials {
+        let issuer_passed = credential.issuer == iss;
+        let audience = credential.audiences.first().cloned().unwrap_or_default();
+        let audience_passed = aud.contains(&audience);
+        let subject_passed = credential.subject == sub;
+        let subject_case = !subject_passed && credential.subject.eq_ignore_ascii_case(sub);
+        issuer_ok |= issuer_passed;
+        audience_ok |= issuer_passed && audience_passed;
+        case_only |= issuer_passed && audience_passed && subject_case;
+        let checks = vec![
+            Check {
+                check: "issuer",
+                expected: credential.issuer.clone(),
+                actual: iss.to_string(),
+                passed: issuer_passed,
+                hint: (!issuer_passed).then(|| near_miss(&credential.issuer, iss)).flatten(),
+            },
+            Check {
+                check: "audience",
+                expected: audience.clone(),
+                actual: aud.join(" "),
+                passed: audience_passed,
+                hint: None,
+            },
+            Check {
+                check: "subject",
+                expected: credential.subject.clone(),
+                actual: sub.to_string(),
+                passed: subject_passed,
+                hint: (!subject_passed).then(|| near_miss(&credential.subject, sub)).flatten(),
+            },
+        ];
+        let all = issuer_passed && audience_passed && subject_passed;
+        if all && matched.is_none() {
+            matched = Some(credential.clone());
+        }
+        evaluations.push(CredentialEvaluation {
+            credential_id: credential.id.to_string(),
+            credential_name: credential.name.clone(),
+            checks,
+            matched: all,
+        });
+    }
+    let no_match = match (&matched, issuer_ok, audience_ok, case_only) {
+        (Some(_), ..) => None,
+        (None, false, ..) => Some(NoMatch::Issuer),
+        (None, true, false, _) => Some(NoMatch::Audience),
+        (None, true, true, true) => Some(NoMatch::SubjectCase),
+        (None, true, true, false) => Some(NoMatch::Subject),
+    };
+    MatchResult { matched, no_match, evaluations }
+}
+
+/// A hint when two values differ only in ways people miss.
+fn near_miss(expected: &str, actual: &str) -> Option<String> {
+    if expected.eq_ignore_ascii_case(actual) {
+        Some("differs only by upper/lower case; matching is case-sensitive".into())
+    } else if expected.trim_end_matches('/') == actual.trim_end_matches('/') {
+        Some("differs only by a trailing slash".into())
+    } else if expected.trim() == actual.trim() {
+        Some("differs only by surrounding whitespace".into())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fic(issuer: &str, subject: &str, audience: &str) -> FederatedCredential {
+        FederatedCredential {
+            id: uuid::Uuid::new_v4(),
+            owner_id: uuid::Uuid::new_v4(),
+            name: "n".into(),
+            issuer: issuer.into(),
+            subject: subject.into(),
+            audiences: vec![audience.into()],
+            description: None,
+            version: 1,
+            created_at: 0,
+        }
+    }
+
+    const GH: &str = "https://token.actions.githubusercontent.com";
+    const AUD: &str = "api://AzureADTokenExchange";
+
+    #[test]
+    fn exact_issuer_audience_and_subject_match() {
+        let fics = [fic(GH, "repo:a/b:ref:refs/heads/main", AUD)];
+        let result = evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &[AUD.into(), "other".into()]);
+        assert!(result.matched.is_some());
+        assert_eq!(result.no_match, None);
+    }
+
+    #[test]
+    fn the_most_specific_failure_is_reported() {
+        let fics = [fic(GH, "repo:a/b:ref:refs/heads/main", AUD)];
+        let aud = [AUD.to_string()];
+        assert_eq!(evaluate(&fics, "https://other", "x", &aud).no_match, Some(NoMatch::Issuer));
+        assert_eq!(
+            evaluate(&fics, &format!("{GH}/"), "x", &aud).no_match,
+            Some(NoMatch::Issuer),
+            "trailing slash matters"
+        );
+        assert_eq!(
+            evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &["api://x".into()]).no_match,
+            Some(NoMatch::Audience)
+        );
+        assert_eq!(evaluate(&fics, GH, "repo:a/b:ref:refs/heads/dev", &aud).no_match, Some(NoMatch::Subject));
+        assert_eq!(evaluate(&fics, GH, "repo:A/B:ref:refs/heads/main", &aud).no_match, Some(NoMatch::SubjectCase));
+        let result = evaluate(&fics, &format!("{GH}/"), "x", &aud);
+        assert_eq!(result.evaluations[0].checks[0].hint.as_deref(), Some("differs only by a trailing slash"));
+    }
+
+    #[test]
+    fn every_credential_is_considered() {
+        let fics = [fic(GH, "one", AUD), fic(GH, "two", AUD), fic(GH, "two", "api://other")];
+        let result = evaluate(&fics, GH, "two", &[AUD.into()]);
+        assert_eq!(result.evaluations.len(), 3);
+        assert_eq!(result.matched.unwrap().id, fics[1].id);
+        assert_eq!(result.evaluations.iter().filter(|e| e.matched).count(), 1);
+    }
+}
