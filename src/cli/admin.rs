@@ -710,3 +710,104 @@ pub async fn tenant(args: &AdminArgs, command: &TenantCommand) -> anyhow::Result
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Only this client (display name, appId)
+    #[arg(long)]
+    app: Option<String>,
+    /// Only granted or refused requests
+    #[arg(long, value_parser = ["granted", "refused"])]
+    outcome: Option<String>,
+    /// The correlation id a client received
+    #[arg(long)]
+    correlation_id: Option<String>,
+    /// Only the last DURATION, e.g. 15m, 2h, 7d
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// How many records [default: 50]
+    #[arg(long, default_value_t = 50)]
+    top: u32,
+    /// Show each credential's checks for refused federated assertions
+    #[arg(long)]
+    explain: bool,
+}
+
+const SIGN_IN_COLUMNS: &[(&str, &str)] = &[
+    ("TIME", "/createdDateTime"),
+    ("OUTCOME", "/outcome"),
+    ("CODE", "/status/failureReason"),
+    ("APP ID", "/appId"),
+    ("CREDENTIAL", "/clientCredentialType"),
+    ("ISSUER", "/assertion/issuer"),
+    ("SUBJECT", "/assertion/subject"),
+    ("CORRELATION ID", "/correlationId"),
+];
+
+pub async fn logs(args: &AdminArgs, logs: &LogsArgs) -> anyhow::Result<()> {
+    let client = AdminClient::connect(&args.connection).await?;
+    let mut clauses = Vec::new();
+    if let Some(app) = &logs.app {
+        let app_id = if is_guid(app) {
+            app.clone()
+        } else {
+            find_app(&client, app).await?["appId"].as_str().unwrap_or_default().to_string()
+        };
+        clauses.push(format!("appId eq '{app_id}'"));
+    }
+    if let Some(outcome) = &logs.outcome {
+        clauses.push(format!("outcome eq '{outcome}'"));
+    }
+    if let Some(id) = &logs.correlation_id {
+        clauses.push(format!("correlationId eq '{}'", id.replace('\'', "''")));
+    }
+    if let Some(since) = &logs.since {
+        let seconds = crate::config::parse_duration(since).with_context(|| format!("invalid --since {since:?}"))?;
+        let from = time::OffsetDateTime::now_utc() - time::Duration::seconds(seconds);
+        clauses.push(format!("createdDateTime ge {}", from.format(&time::format_description::well_known::Rfc3339)?));
+    }
+    let mut path = format!("/v1.0/auditLogs/signIns?$top={}", logs.top.clamp(1, 999));
+    if !clauses.is_empty() {
+        let filter: String = form_urlencoded::byte_serialize(clauses.join(" and ").as_bytes()).collect();
+        path.push_str(&format!("&$filter={filter}"));
+    }
+    let listed = client.get(&path).await?;
+    print(args.output, &listed, SIGN_IN_COLUMNS);
+    if logs.explain && args.output == Output::Table {
+        for entry in listed["value"].as_array().into_iter().flatten() {
+            explain(entry);
+        }
+    }
+    Ok(())
+}
+
+/// Prints, for one refused sign-in, every credential's checks.
+fn explain(entry: &Value) {
+    let Some(credentials) = entry.pointer("/details/credentials").and_then(Value::as_array) else { return };
+    println!();
+    println!(
+        "{} {} ({})",
+        entry["correlationId"].as_str().unwrap_or_default(),
+        entry["outcome"].as_str().unwrap_or_default(),
+        entry["status"]["failureReason"].as_str().unwrap_or("granted"),
+    );
+    if entry.pointer("/details/verified") == Some(&Value::Bool(false)) {
+        println!("  (the assertion's signature was not checked: no credential trusts its issuer)");
+    }
+    for credential in credentials {
+        let verdict = if credential["matched"] == true { "matched" } else { "no match" };
+        println!("  credential {}: {verdict}", credential["credentialName"].as_str().unwrap_or_default());
+        for check in credential["checks"].as_array().into_iter().flatten() {
+            let mark = if check["passed"] == true { "ok  " } else { "FAIL" };
+            println!(
+                "    {mark} {:<9} expected {:?}, presented {:?}",
+                check["check"].as_str().unwrap_or_default(),
+                check["expected"].as_str().unwrap_or_default(),
+                check["actual"].as_str().unwrap_or_default()
+            );
+            if let Some(hint) = check["hint"].as_str() {
+                println!("         hint: {hint}");
+            }
+        }
+    }
+}

@@ -70,6 +70,13 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::ResourceCommand,
     },
+    /// Read the sign-in log: every token request, granted or refused.
+    Logs {
+        #[command(flatten)]
+        args: admin::AdminArgs,
+        #[command(flatten)]
+        logs: admin::LogsArgs,
+    },
     /// Create and list tenants (administrators of the bootstrap tenant).
     Tenant {
         #[command(flatten)]
@@ -91,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mi { args, command } => admin::mi(&args, &command).await,
         Command::Resource { args, command } => admin::resource(&args, &command).await,
         Command::Tenant { args, command } => admin::tenant(&args, &command).await,
+        Command::Logs { args, logs } => admin::logs(&args, &logs).await,
     }
 }
 

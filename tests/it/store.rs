@@ -133,3 +133,61 @@ async fn unsupported_urls_are_refused() {
     let err = Store::connect("mysql://localhost/db").await.unwrap_err();
     assert!(err.to_string().contains("unsupported database URL"), "{err}");
 }
+
+#[tokio::test]
+async fn sign_ins_filter_and_page_on_both_backends() {
+    use wisp::store::{SignInQuery, SignInRow};
+    for db in test_databases().await {
+        let store = open(&db.url).await;
+        let tenant = Uuid::new_v4();
+        let row = |seq: i64, client: &str, outcome: &str| SignInRow {
+            id: Uuid::new_v4().to_string(),
+            tenant_id: tenant.to_string(),
+            at: seq / 1_000_000,
+            seq,
+            correlation_id: format!("c-{seq}"),
+            client_ip: Some("127.0.0.1".into()),
+            client_id: Some(client.into()),
+            service_principal_id: None,
+            resource: Some("api://x".into()),
+            credential_type: Some("clientSecret".into()),
+            credential_id: None,
+            assertion_issuer: None,
+            assertion_subject: None,
+            assertion_jti: None,
+            outcome: outcome.into(),
+            error_code: (outcome == "refused").then_some(7000215),
+            token_id: None,
+            details: None,
+        };
+        let rows = [row(1_000_000, "a", "granted"), row(2_000_000, "a", "refused"), row(3_000_000, "b", "granted")];
+        store.insert_sign_ins(&rows).await.unwrap();
+        let query = |q: SignInQuery| {
+            let store = store.clone();
+            async move { store.sign_ins(&tenant, &SignInQuery { top: 10, ..q }).await.unwrap() }
+        };
+        assert_eq!(query(SignInQuery::default()).await.len(), 3, "{}", db.backend);
+        assert_eq!(query(SignInQuery::default()).await[0].seq, 3_000_000, "newest first");
+        assert_eq!(
+            query(SignInQuery { client_id: Some("a".into()), ..Default::default() }).await.len(),
+            2,
+            "{}",
+            db.backend
+        );
+        assert_eq!(query(SignInQuery { outcome: Some("refused".into()), ..Default::default() }).await.len(), 1);
+        assert_eq!(
+            query(SignInQuery { correlation_id: Some("c-3000000".into()), ..Default::default() }).await.len(),
+            1
+        );
+        assert_eq!(query(SignInQuery { since: Some(2), ..Default::default() }).await.len(), 2);
+        assert_eq!(query(SignInQuery { until: Some(1), ..Default::default() }).await.len(), 1);
+        let first_page = store.sign_ins(&tenant, &SignInQuery { top: 1, ..Default::default() }).await.unwrap();
+        assert_eq!(first_page.len(), 2, "one row plus the one that says more follow");
+        let cursor = (first_page[0].seq, first_page[0].id.clone());
+        let next = query(SignInQuery { before: Some(cursor), ..Default::default() }).await;
+        assert_eq!(next.len(), 2, "{}", db.backend);
+        assert!(
+            store.sign_ins(&Uuid::new_v4(), &SignInQuery { top: 10, ..Default::default() }).await.unwrap().is_empty()
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod audit;
 mod fics;
 mod identities;
 mod principals;
+mod sign_ins;
 mod tenants;
 
 use axum::Router;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
             axum::routing::delete(principals::unassign),
         )
         .route("/v1.0/auditLogs/directoryAudits", get(audit::list))
+        .route("/v1.0/auditLogs/signIns", get(sign_ins::list))
         .route("/v1.0/tenants", get(tenants::list).post(tenants::create))
         .route("/v1.0/managedIdentities", get(identities::list_identities).post(identities::create_identity))
         .route("/v1.0/managedIdentities/{id}", get(identities::get_identity).delete(identities::delete_identity))
