@@ -21,6 +21,8 @@ pub struct App {
     /// Seconds a JWKS response may be cached: shorter than the time a next key
     /// is published before it signs, so clients always see it in time.
     pub jwks_max_age: i64,
+    /// Seconds an access token is valid.
+    pub access_token_lifetime: i64,
     /// Most federated identity credentials one application or identity may have.
     pub max_fics_per_owner: usize,
     /// External issuers' keys, fetched under the SSRF policy and cached.

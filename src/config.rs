@@ -25,6 +25,7 @@ The TOML file uses the flag names with underscores, e.g.:
     log_format = \"json\"
     log_level = \"info\"
     signing_key_rotation = \"30d\"
+    access_token_lifetime = \"60m\"
     max_federated_credentials = 20
     allow_private_issuers = [\"https://oidc.cluster.internal\"]
     issuer_ca_files = [\"/etc/wisp/cluster-ca.pem\"]
@@ -88,6 +89,11 @@ pub struct ServeArgs {
     #[arg(long, env = "WISP_SIGNING_KEY_ROTATION", value_name = "DURATION")]
     pub signing_key_rotation: Option<String>,
 
+    /// Lifetime of issued access tokens, e.g. `60m` (between 5m and 24h;
+    /// Entra issues 60–90 minutes) [default: 60m]
+    #[arg(long, env = "WISP_ACCESS_TOKEN_LIFETIME", value_name = "DURATION")]
+    pub access_token_lifetime: Option<String>,
+
     /// Most federated identity credentials per application or managed identity
     /// (Entra's limit is 20) [default: 20]
     #[arg(long, env = "WISP_MAX_FEDERATED_CREDENTIALS", value_name = "N")]
@@ -131,6 +137,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     signing_key_rotation: Option<String>,
+    access_token_lifetime: Option<String>,
     max_federated_credentials: Option<usize>,
     allow_private_issuers: Option<Vec<String>>,
     issuer_ca_files: Option<Vec<PathBuf>>,
@@ -163,6 +170,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub signing_key_rotation_secs: i64,
+    /// Seconds an access token is valid.
+    pub access_token_lifetime_secs: i64,
     pub max_federated_credentials: usize,
     /// Exact issuer strings allowed on non-public addresses.
     pub allow_private_issuers: Vec<String>,
@@ -229,6 +238,13 @@ impl Config {
         if !(3600..=366 * 24 * 3600).contains(&signing_key_rotation_secs) {
             bail!("the signing key rotation period must be between 1h and 366d, not {rotation}");
         }
+        let lifetime = args.access_token_lifetime.or(file.access_token_lifetime).unwrap_or_else(|| "60m".to_string());
+        let access_token_lifetime_secs =
+            parse_duration(&lifetime).with_context(|| format!("invalid access token lifetime {lifetime:?}"))?;
+        // The upper bound is what retired signing keys stay published for.
+        if !(300..=crate::signing::rotation::MAX_TOKEN_LIFETIME_SECS).contains(&access_token_lifetime_secs) {
+            bail!("the access token lifetime must be between 5m and 24h, not {lifetime}");
+        }
         let max_federated_credentials = args
             .max_federated_credentials
             .or(file.max_federated_credentials)
@@ -263,6 +279,7 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".to_string()),
             signing_key_rotation_secs,
+            access_token_lifetime_secs,
             master_key,
         })
     }

@@ -108,6 +108,7 @@ impl Server {
             metrics: telemetry::metrics_handle(),
             jwks_max_age: (policy.publish_ahead / 2).clamp(60, 86400),
             max_fics_per_owner: config.max_federated_credentials,
+            access_token_lifetime: config.access_token_lifetime_secs,
             issuers,
             sign_ins,
         });

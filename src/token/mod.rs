@@ -21,9 +21,6 @@ use crate::signin::SignInRecord;
 pub use claims::{AccessTokenClaims, ClientAuthMethod};
 pub use request::{JWT_BEARER, TokenRequest};
 
-/// Lifetime of an access token, in Entra's range (60–90 minutes).
-pub const ACCESS_TOKEN_LIFETIME_SECS: i64 = 3600;
-
 /// Every reason a token request is refused. `http::token` maps each to its
 /// AADSTS code, OAuth error and status; the message never reveals directory
 /// configuration beyond what Entra reveals (no other credentials' subjects).
@@ -203,7 +200,7 @@ pub async fn issue(
     roles.dedup();
 
     let v1 = version == 1;
-    let exp = now + ACCESS_TOKEN_LIFETIME_SECS;
+    let exp = now + app.access_token_lifetime;
     let claims = AccessTokenClaims {
         aud: if v1 { resource.clone() } else { resource_app_id.clone() },
         iss: if v1 { format!("{}/{}/", app.public_url, tenant_id) } else { app.keys.issuer(&tenant_id) },
@@ -227,7 +224,7 @@ pub async fn issue(
         xms_mirid: None,
     };
     let access_token = keys.current.sign_jwt(&claims, v1);
-    Ok(Issued { access_token, expires_in: ACCESS_TOKEN_LIFETIME_SECS, claims })
+    Ok(Issued { access_token, expires_in: app.access_token_lifetime, claims })
 }
 
 /// The resource named by `scope` (v2, must end in `/.default`) or `resource` (v1).

@@ -183,6 +183,7 @@ pub fn test_config(data_dir: &Path, database_url: Option<String>) -> Config {
         log_format: LogFormat::Human,
         log_level: "warn".into(),
         signing_key_rotation_secs: 30 * 86400,
+        access_token_lifetime_secs: 3600,
         max_federated_credentials: 20,
         allow_private_issuers: Vec::new(),
         issuer_ca_files: Vec::new(),

@@ -248,3 +248,23 @@ async fn every_refusal_has_its_entra_code() {
         .unwrap();
     assert_eq!(oversized.status(), 413);
 }
+
+#[tokio::test]
+async fn the_access_token_lifetime_is_configurable() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::support::test_config(data_dir.path(), None);
+    config.access_token_lifetime_secs = 600;
+    let wisp = crate::support::spawn_with(config, data_dir).await;
+    let (client_id, secret) = wisp.admin_credentials();
+    let body: Value =
+        wisp.token_with_secret(&wisp.tenant_id(), &client_id, &secret, ADMIN_SCOPE).await.json().await.unwrap();
+    assert_eq!(body["expires_in"], 600);
+    let claims = verify_with_jwks(
+        &wisp,
+        &wisp.tenant_id(),
+        body["access_token"].as_str().unwrap(),
+        "00000003-7769-7370-0000-000000000000",
+    )
+    .await;
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
+}
