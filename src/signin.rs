@@ -1,12 +1,14 @@
 //! The sign-in log: one record per token request, granted or refused, written by
 //! a background task in batches (group commit).
 //!
-//! A granted token is returned only after its record is committed
-//! ([`SignInLog::record_durably`]): no token without its record. Concurrent
-//! requests share one transaction, so the log does not serialize the token
-//! endpoint. Refusals are queued without waiting for the commit; a crash can
-//! lose the refusals still in the queue (at most [`QUEUE_CAPACITY`] records),
-//! never a grant.
+//! Every response waits for its record's commit: a granted token is returned
+//! only after its record is committed ([`SignInLog::record_durably`]) — no
+//! token without its record — and a refusal's record is committed before the
+//! error is sent, so an administrator can look it up by the correlation id the
+//! client just received. Concurrent requests share one transaction (group
+//! commit), so the log does not serialize the token endpoint. A crash loses
+//! nothing that was answered; if the log cannot be written, grants are withheld
+//! (503) and refusals are still answered.
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -72,11 +74,17 @@ impl SignInLog {
         committed.await.map_err(|_| "the sign-in log writer stopped".to_string())?
     }
 
-    /// Records a refusal (waits only for room in the queue).
+    /// Records a refusal and waits for the commit; a failure is logged, not
+    /// returned (the refusal is answered either way).
     pub async fn record_refusal(&self, record: SignInRecord, error_code: u32) {
+        let (done, committed) = oneshot::channel();
         let row = to_row(record, "refused", Some(error_code), None);
-        if self.sender.send(Job { row, committed: None }).await.is_err() {
-            tracing::warn!("sign-in log closed; a refusal was not recorded");
+        let written = match self.sender.send(Job { row, committed: Some(done) }).await {
+            Ok(()) => committed.await.unwrap_or_else(|_| Err("the sign-in log writer stopped".into())),
+            Err(_) => Err("the sign-in log is closed".into()),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "a refusal was not recorded in the sign-in log");
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Resources every tenant has without anyone registering them, like Microsoft
-//! Graph in Entra: wisp's own admin API. Their definitions live in code; each
+//! Graph in Entra: wisp's own admin API, and the token-exchange audience. Their definitions live in code; each
 //! tenant gets a service principal for them at creation, so role assignments
 //! can point at it.
 
@@ -9,6 +9,10 @@ pub struct BuiltinResource {
     pub display_name: &'static str,
     pub identifier_uris: &'static [&'static str],
     pub roles: &'static [BuiltinRole],
+    /// `aud` is the identifier URI as requested, even in v2 tokens — so a
+    /// managed identity token for `api://AzureADTokenExchange` matches a
+    /// federated credential whose audience is exactly that.
+    pub audience_is_identifier: bool,
 }
 
 pub struct BuiltinRole {
@@ -54,10 +58,25 @@ pub const ADMIN_API: BuiltinResource = BuiltinResource {
             display_name: "Read all applications",
         },
     ],
+    audience_is_identifier: false,
+};
+
+/// The token-exchange audience: managed identity tokens requested for it are
+/// the assertions a federated identity credential trusts (one URI per cloud).
+pub const TOKEN_EXCHANGE: BuiltinResource = BuiltinResource {
+    app_id: "fb60f99c-7a34-4190-8149-302f77469936",
+    display_name: "AzureADTokenExchange",
+    identifier_uris: &[
+        "api://AzureADTokenExchange",
+        "api://AzureADTokenExchangeUSGov",
+        "api://AzureADTokenExchangeChina",
+    ],
+    roles: &[],
+    audience_is_identifier: true,
 };
 
 /// Every built-in resource.
-pub const ALL: &[&BuiltinResource] = &[&ADMIN_API];
+pub const ALL: &[&BuiltinResource] = &[&ADMIN_API, &TOKEN_EXCHANGE];
 
 /// The built-in resource an identifier URI or appId names, if any.
 pub fn by_identifier(identifier: &str) -> Option<&'static BuiltinResource> {

@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::crypto::random_bytes;
-use crate::directory::{Application, ManagedIdentity, builtin};
+use crate::directory::{Application, ManagedIdentity, ServicePrincipal, builtin};
 use crate::federation::matching::{self, NoMatch};
 use crate::federation::{AssertionError, UnverifiedAssertion};
 use crate::signin::SignInRecord;
+use crate::signing::TenantKeys;
 pub use claims::{AccessTokenClaims, ClientAuthMethod};
 pub use request::{JWT_BEARER, TokenRequest};
 
@@ -184,36 +185,78 @@ pub async fn issue(
 
     let method = authenticate(app, &client, &tenant_id, request, basic_secret.as_deref(), now, record).await?;
 
-    // The resource and its presence (service principal) in this tenant.
-    let unknown_resource = || Refusal::UnknownResource { resource: resource.clone(), tenant: tenant.to_string() };
-    let (resource_app_id, role_values, version) = resolve_resource(app, &tenant_id, &resource).await?;
+    mint(
+        app,
+        &keys,
+        &Grant {
+            tenant_id,
+            client_sp: &client_sp,
+            client_id: &client_id,
+            method,
+            resource: &resource,
+            lifetime: app.access_token_lifetime,
+            xms_mirid: None,
+        },
+        now,
+    )
+    .await
+}
+
+/// What a token is being minted for: who, how they proved it, for what.
+pub struct Grant<'a> {
+    pub tenant_id: Uuid,
+    /// The client's service principal in `tenant_id`: `oid`/`sub`, and whose roles count.
+    pub client_sp: &'a ServicePrincipal,
+    pub client_id: &'a str,
+    pub method: ClientAuthMethod,
+    /// The resource as requested (identifier URI or appId, without `/.default`).
+    pub resource: &'a str,
+    pub lifetime: i64,
+    /// Managed identity tokens: the identity's resource path.
+    pub xms_mirid: Option<String>,
+}
+
+/// Resolves the resource, collects the client's roles on it and signs the token.
+pub async fn mint(app: &App, keys: &TenantKeys, grant: &Grant<'_>, now: i64) -> Result<Issued, Refusal> {
+    let tenant_id = grant.tenant_id;
+    let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
+    let unknown_resource =
+        || Refusal::UnknownResource { resource: grant.resource.to_string(), tenant: tenant_id.to_string() };
+    let resolved = resolve_resource(app, &tenant_id, grant.resource).await?;
     let resource_sp = app
         .store
-        .service_principal_by_app_id(&tenant_id, &resource_app_id)
+        .service_principal_by_app_id(&tenant_id, &resolved.app_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(unknown_resource)?;
-    let granted = app.store.assigned_role_ids(&client_sp.id, &resource_sp.id).await.map_err(unavailable)?;
-    let mut roles: Vec<String> =
-        granted.iter().filter_map(|id| role_values.iter().find(|(rid, _)| rid == id).map(|(_, v)| v.clone())).collect();
+    let granted = app.store.assigned_role_ids(&grant.client_sp.id, &resource_sp.id).await.map_err(unavailable)?;
+    let mut roles: Vec<String> = granted
+        .iter()
+        .filter_map(|id| resolved.roles.iter().find(|(rid, _)| rid == id).map(|(_, v)| v.clone()))
+        .collect();
     roles.sort();
     roles.dedup();
 
-    let v1 = version == 1;
-    let exp = now + app.access_token_lifetime;
+    let v1 = resolved.version == 1;
+    let client_id = grant.client_id.to_string();
+    let aud = match (&resolved.audience, v1) {
+        (Some(audience), _) => audience.clone(),
+        (None, true) => grant.resource.to_string(),
+        (None, false) => resolved.app_id.clone(),
+    };
     let claims = AccessTokenClaims {
-        aud: if v1 { resource.clone() } else { resource_app_id.clone() },
+        aud,
         iss: if v1 { format!("{}/{}/", app.public_url, tenant_id) } else { app.keys.issuer(&tenant_id) },
         iat: now,
         nbf: now,
-        exp,
+        exp: now + grant.lifetime,
         azp: (!v1).then(|| client_id.clone()),
-        azpacr: (!v1).then(|| method.acr().to_string()),
+        azpacr: (!v1).then(|| grant.method.acr().to_string()),
         appid: v1.then(|| client_id.clone()),
-        appidacr: v1.then(|| method.acr().to_string()),
+        appidacr: v1.then(|| grant.method.acr().to_string()),
         idtyp: "app".into(),
-        oid: client_sp.id.to_string(),
-        sub: client_sp.id.to_string(),
+        oid: grant.client_sp.id.to_string(),
+        sub: grant.client_sp.id.to_string(),
         tid: tenant_id.to_string(),
         roles,
         uti: {
@@ -221,10 +264,10 @@ pub async fn issue(
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<16>())
         },
         ver: if v1 { "1.0".into() } else { "2.0".into() },
-        xms_mirid: None,
+        xms_mirid: grant.xms_mirid.clone(),
     };
     let access_token = keys.current.sign_jwt(&claims, v1);
-    Ok(Issued { access_token, expires_in: app.access_token_lifetime, claims })
+    Ok(Issued { access_token, expires_in: grant.lifetime, claims })
 }
 
 /// The resource named by `scope` (v2, must end in `/.default`) or `resource` (v1).
@@ -476,20 +519,27 @@ fn assertion_refusal(error: AssertionError, assertion: &UnverifiedAssertion<'_>,
     }
 }
 
-/// The resource's app id, its role definitions `(id, value)` (enabled ones only)
-/// and the token version it wants.
-async fn resolve_resource(
-    app: &App,
-    tenant_id: &Uuid,
-    resource: &str,
-) -> Result<(String, Vec<(Uuid, String)>, i32), Refusal> {
+/// A resource as tokens see it.
+struct ResolvedResource {
+    app_id: String,
+    /// Enabled role definitions: `(id, value)`.
+    roles: Vec<(Uuid, String)>,
+    /// 1 or 2.
+    version: i32,
+    /// A fixed `aud` (built-ins whose audience is their identifier URI).
+    audience: Option<String>,
+}
+
+/// Names the resource: a built-in, an identifier URI of this tenant, or an appId.
+async fn resolve_resource(app: &App, tenant_id: &Uuid, resource: &str) -> Result<ResolvedResource, Refusal> {
     if let Some(builtin) = builtin::by_identifier(resource) {
         let roles = builtin
             .roles
             .iter()
             .filter_map(|r| Uuid::try_parse(r.id).ok().map(|id| (id, r.value.to_string())))
             .collect();
-        return Ok((builtin.app_id.to_string(), roles, 2));
+        let audience = builtin.audience_is_identifier.then(|| resource.to_string());
+        return Ok(ResolvedResource { app_id: builtin.app_id.to_string(), roles, version: 2, audience });
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
     let by_uri = app.store.application_by_identifier_uri(tenant_id, resource).await.map_err(unavailable)?;
@@ -504,5 +554,5 @@ async fn resolve_resource(
         .ok_or_else(|| Refusal::UnknownResource { resource: resource.to_string(), tenant: tenant_id.to_string() })?;
     let roles = resource_app.app_roles.iter().filter(|r| r.is_enabled).map(|r| (r.id, r.value.clone())).collect();
     let version = if resource_app.requested_token_version == Some(1) { 1 } else { 2 };
-    Ok((resource_app.app_id.to_string(), roles, version))
+    Ok(ResolvedResource { app_id: resource_app.app_id.to_string(), roles, version, audience: None })
 }
