@@ -1,6 +1,7 @@
 //! wisp: a self-hosted, Entra-compatible security token service for secretless
 //! workload identity. See ARCHITECTURE.md for the map.
 
+pub mod agent; // `wisp agent`: enrollment and the local managed identity endpoints
 pub mod app; // the state shared by request handlers
 pub mod bootstrap; // first start: first tenant, admin application, bootstrap.json
 pub mod cli; // the `wisp` command line
@@ -11,6 +12,7 @@ pub mod datadir; // the data folder and its files
 pub mod directory; // tenants, applications, … as plain types
 pub mod federation; // trusting external tokens: assertions, issuer keys, FIC matching
 pub mod http; // every route, layer and wire format (the only module that knows HTTP)
+pub mod managed_identity; // agent enrollment and authentication, identity selection, MI tokens
 pub mod server; // start-up, shutdown, background tasks
 pub mod signin; // the sign-in log: a record per token request, group-committed
 pub mod signing; // token-signing keys: generation, rotation, key ring, JWS

@@ -202,6 +202,13 @@ pub enum ResourceCommand {
     Delete {
         resource: String,
     },
+    /// Create a one-time join token that enrolls a `wisp agent` for this resource.
+    JoinToken {
+        resource: String,
+        /// How long it stays usable, e.g. 15m, 1h (at most 24h)
+        #[arg(long, default_value = "15m")]
+        valid: String,
+    },
     /// Attach a user-assigned identity to a resource.
     Attach {
         resource: String,
@@ -675,6 +682,27 @@ pub async fn resource(args: &AdminArgs, command: &ResourceCommand) -> anyhow::Re
             client.patch(&path, &json!({"identity": block}), found["@odata.etag"].as_str()).await?;
             let updated = client.get(&path).await?;
             print(args.output, &updated, RESOURCE_COLUMNS);
+        }
+        ResourceCommand::JoinToken { resource, valid } => {
+            let found = find_resource(&client, resource).await?;
+            let seconds = crate::config::parse_duration(valid).with_context(|| format!("invalid --valid {valid:?}"))?;
+            let created = client
+                .post(
+                    &format!("/v1.0/resources/{}/joinTokens", found["id"].as_str().unwrap_or_default()),
+                    &json!({"validForSeconds": seconds}),
+                )
+                .await?;
+            match args.output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&created)?),
+                Output::Table => {
+                    println!("{}", created["joinToken"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "One-time join token for {resource}, valid until {}. Enroll with:\n  wisp agent --server {} --ca-file CA.pem --join-token TOKEN",
+                        created["expiresDateTime"].as_str().unwrap_or_default(),
+                        client.server
+                    );
+                }
+            }
         }
         ResourceCommand::Delete { resource } => {
             let found = find_resource(&client, resource).await?;

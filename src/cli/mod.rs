@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the token service: HTTPS, directory, signing keys.
     Serve(ServeArgs),
+    /// Run the node agent: enroll once, then serve managed identity endpoints locally.
+    Agent(crate::agent::AgentArgs),
     /// Manage applications (app registrations).
     App {
         #[command(flatten)]
@@ -90,6 +92,11 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Agent(args) => {
+            crate::telemetry::init_logging(args.log_format, &args.log_level)?;
+            let signals = ShutdownSignals::install()?;
+            crate::agent::run(args, signals.wait()).await
+        }
         Command::App { args, command } => admin::app(&args, &command).await,
         Command::Fic { args, command } => admin::fic(&args, &command).await,
         Command::Secret { args, command } => admin::secret(&args, &command).await,

@@ -3,6 +3,7 @@
 //! their results into Entra-shaped responses.
 
 mod admin;
+mod agent;
 mod context;
 mod discovery;
 pub mod error;
@@ -38,6 +39,8 @@ pub fn router(app: AppState) -> Router {
         .route("/{tenant}/discovery/keys", get(discovery::jwks))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
         .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route("/agent/v1/enroll", post(agent::enroll))
+        .route("/agent/v1/token", post(agent::token))
         .merge(admin::routes())
         .route_layer(middleware::from_fn(context::record_metrics))
         .fallback(not_found)

@@ -6,6 +6,7 @@
 //! `ON CONFLICT`, `RETURNING`. Where the dialects truly differ, branch on
 //! [`Backend`] inside the one function that needs it.
 
+mod agents;
 mod applications;
 mod audit;
 mod credentials;
@@ -16,6 +17,7 @@ mod sign_ins;
 mod signing_keys;
 mod tenants;
 
+pub use agents::{Agent, EnrollRefusal, NewJoinToken};
 pub use applications::{KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential};
 pub use audit::DirectoryAudit;
 pub use credentials::FicOwner;

@@ -12,6 +12,7 @@ mod cli; // the administration CLI as the real binary
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod federation; // federated and certificate client assertions, issuers, SSRF policy
 mod keys; // signing-key rotation across several processes sharing one database
+mod managed_identity; // the agent, IMDS and App Service endpoints, MI as a credential, the seed scenario
 mod sign_ins; // the sign-in log: records, explanations, filters
 mod startup; // the real binary: restart, bootstrap once, bad input and faults
 mod store; // the store on both backends

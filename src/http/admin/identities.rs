@@ -359,3 +359,44 @@ pub async fn delete_resource(State(app): State<AppState>, caller: Caller, Path(i
     app.store.delete_compute_resource(&resource, system.as_ref(), &audit).await.or_fail(&caller)?;
     Ok(no_content(None))
 }
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JoinTokenBody {
+    /// Seconds the token stays usable (default 15 minutes, at most a day).
+    valid_for_seconds: Option<i64>,
+}
+
+/// `POST /v1.0/resources/{id}/joinTokens`: a one-time, expiring token that
+/// enrolls one agent for this resource. Shown once; stored as a keyed hash.
+pub async fn create_join_token(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let body: JoinTokenBody =
+        if body.is_empty() { JoinTokenBody::default() } else { parse_body(&body).or_fail(&caller)? };
+    let valid_for = body.valid_for_seconds.unwrap_or(900);
+    if !(60..=86400).contains(&valid_for) {
+        return Err(GraphError::bad_request("validForSeconds must be between 60 and 86400.")).or_fail(&caller);
+    }
+    let resource = load_resource(&app, &caller, &id).await?;
+    let token = format!("wjt_{}", crate::crypto::generate_client_secret());
+    let now = crate::clock::now();
+    let new = crate::store::NewJoinToken {
+        id: Uuid::new_v4(),
+        tenant_id: caller.tenant_id,
+        resource_id: resource.id,
+        token_hash: crate::managed_identity::join_token_hash(&app, &token),
+        created_at: now,
+        expires_at: now + valid_for,
+    };
+    let public = json!({"id": new.id, "resourceId": resource.id, "expiresDateTime": datetime(new.expires_at)});
+    let audit = caller.audit("Add agent join token", "Resource", &resource.id.to_string(), None, Some(&public));
+    app.store.create_join_token(&new, &audit).await.or_fail(&caller)?;
+    let mut body = public;
+    body["joinToken"] = json!(token);
+    Ok(json_response(StatusCode::CREATED, body, None))
+}

@@ -73,6 +73,7 @@ pub fn routes() -> Router<AppState> {
             "/v1.0/resources/{id}",
             get(identities::get_resource).patch(identities::update_resource).delete(identities::delete_resource),
         )
+        .route("/v1.0/resources/{id}/joinTokens", post(identities::create_join_token))
         .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
 }
 
