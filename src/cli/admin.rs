@@ -338,8 +338,14 @@ async fn sp_by_app_id(client: &AdminClient, app_id: &str) -> anyhow::Result<Valu
     found.into_iter().next().with_context(|| format!("application {app_id} has no service principal in this tenant"))
 }
 
-/// The service principal of a client: an application or a managed identity.
+/// The service principal of a client: an application or a managed identity —
+/// by appId also when the application is homed in another tenant.
 async fn find_client_sp(client: &AdminClient, text: &str) -> anyhow::Result<Value> {
+    if is_guid(text)
+        && let Ok(sp) = sp_by_app_id(client, text).await
+    {
+        return Ok(sp);
+    }
     match find_app(client, text).await {
         Ok(app) => sp_by_app_id(client, app["appId"].as_str().unwrap_or_default()).await,
         Err(app_error) => match find_mi(client, text).await {

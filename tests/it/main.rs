@@ -13,6 +13,7 @@ mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod federation; // federated and certificate client assertions, issuers, SSRF policy
 mod keys; // signing-key rotation across several processes sharing one database
 mod managed_identity; // the agent, IMDS and App Service endpoints, MI as a credential, the seed scenario
+mod seed; // the seed scenario over real processes: serve, agent, CLI, protected API
 mod sign_ins; // the sign-in log: records, explanations, filters
 mod startup; // the real binary: restart, bootstrap once, bad input and faults
 mod store; // the store on both backends

@@ -13,17 +13,17 @@ use tokio::process::{Child, Command};
 use crate::support::{PgSchema, https_client, postgres_base_url, wisp_binary};
 
 /// A running `wisp serve` process.
-struct Running {
-    child: Child,
-    banner: Vec<String>,
-    url: String,
-    port: u16,
+pub(crate) struct Running {
+    pub(crate) child: Child,
+    pub(crate) banner: Vec<String>,
+    pub(crate) url: String,
+    pub(crate) port: u16,
 }
 
 /// How a process that was expected to fail ended.
-struct Failed {
+pub(crate) struct Failed {
     code: Option<i32>,
-    stderr: String,
+    pub(crate) stderr: String,
 }
 
 fn command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
@@ -46,7 +46,7 @@ fn command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// Starts wisp and waits for its banner; or returns how it failed.
-async fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Running, Failed> {
+pub(crate) async fn start(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Running, Failed> {
     let mut child = command(data_dir, extra, env).spawn().expect("spawn wisp");
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = Vec::new();
@@ -113,7 +113,7 @@ async fn jwks(running: &Running, data_dir: &Path, tenant: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn stop(mut running: Running) -> Option<i32> {
+pub(crate) async fn stop(mut running: Running) -> Option<i32> {
     let pid = running.child.id().unwrap().to_string();
     std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
