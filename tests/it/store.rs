@@ -191,3 +191,59 @@ async fn sign_ins_filter_and_page_on_both_backends() {
         );
     }
 }
+
+#[tokio::test]
+async fn join_tokens_enroll_once_and_expire_on_both_backends() {
+    use wisp::directory::ComputeResource;
+    use wisp::store::{DirectoryAudit, EnrollRefusal, NewJoinToken};
+    for db in test_databases().await {
+        let store = open(&db.url).await;
+        let t = tenant();
+        store.create_tenant(&NewTenant { tenant: &t, keys: &[], admin: None }, None).await.unwrap();
+        let audit = || DirectoryAudit {
+            id: Uuid::new_v4().to_string(),
+            tenant_id: t.id.to_string(),
+            at: 0,
+            seq: 0,
+            actor_app_id: "test".into(),
+            activity: "test".into(),
+            target_type: "Resource".into(),
+            target_id: "x".into(),
+            old_value: None,
+            new_value: None,
+            correlation_id: Uuid::new_v4().to_string(),
+        };
+        let resource = ComputeResource {
+            id: Uuid::new_v4(),
+            tenant_id: t.id,
+            name: "vm1".into(),
+            system_identity_id: None,
+            user_assigned: vec![],
+            version: 1,
+            created_at: 0,
+        };
+        store.create_compute_resource(&resource, None, &audit()).await.unwrap();
+        let token = |hash: &str, expires_at: i64| NewJoinToken {
+            id: Uuid::new_v4(),
+            tenant_id: t.id,
+            resource_id: resource.id,
+            token_hash: hash.into(),
+            created_at: 100,
+            expires_at,
+        };
+        store.create_join_token(&token("fresh", 1000), &audit()).await.unwrap();
+        store.create_join_token(&token("stale", 150), &audit()).await.unwrap();
+        let enroll = |hash: &'static str| {
+            let store = store.clone();
+            async move { store.enroll_agent(hash, &Uuid::new_v4(), "{}", 200).await.unwrap() }
+        };
+        assert_eq!(enroll("nope").await.err(), Some(EnrollRefusal::Unknown), "{}", db.backend);
+        assert_eq!(enroll("stale").await.err(), Some(EnrollRefusal::Expired), "{}", db.backend);
+        let agent = enroll("fresh").await.expect("a fresh token enrolls");
+        assert_eq!(agent.resource_id, resource.id);
+        assert_eq!(enroll("fresh").await.err(), Some(EnrollRefusal::Used), "{}", db.backend);
+        // Deleting the resource deletes its agent.
+        store.delete_compute_resource(&resource, None, &audit()).await.unwrap();
+        assert_eq!(store.agent(&agent.id).await.unwrap(), None, "{}", db.backend);
+    }
+}
