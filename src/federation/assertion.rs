@@ -55,10 +55,20 @@ struct Payload {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Audience>,
+    #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
     nbf: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
     iat: Option<i64>,
     jti: Option<String>,
+}
+
+/// A JWT NumericDate: seconds, possibly fractional (MSAL Python sends
+/// `time.time()` floats), truncated to whole seconds.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let value: Option<f64> = Option::deserialize(deserializer)?;
+    Ok(value.filter(|v| v.is_finite()).map(|v| v.floor() as i64))
 }
 
 /// A parsed but **unverified** assertion.
@@ -329,6 +339,15 @@ mod tests {
         }
         let huge = unsigned(r#"{"alg":"RS256"}"#, &format!(r#"{{"iss":"{}"}}"#, "x".repeat(MAX_ASSERTION_BYTES)));
         assert!(UnverifiedAssertion::parse(&huge).is_err());
+    }
+
+    #[test]
+    fn fractional_numeric_dates_are_read() {
+        let token =
+            unsigned(r#"{"alg":"PS256"}"#, r#"{"iss":"c","exp":1795741982.75,"nbf":1795741382.1,"iat":1795741382.1}"#);
+        let parsed = UnverifiedAssertion::parse(&token).unwrap();
+        assert_eq!(parsed.exp, Some(1795741982));
+        assert_eq!(parsed.nbf, Some(1795741382));
     }
 
     #[test]
