@@ -88,17 +88,27 @@ pub struct KeyCredentialInfo {
 }
 
 /// A federated identity credential on an application or user-assigned identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FederatedCredential {
     pub id: Uuid,
     pub owner_id: Uuid,
     pub name: String,
     pub issuer: String,
-    pub subject: String,
+    /// Exactly one of `subject` and `expression` is set.
+    pub subject: Option<String>,
+    pub expression: Option<ClaimsExpression>,
     pub audiences: Vec<String>,
     pub description: Option<String>,
     pub version: i64,
     pub created_at: i64,
+}
+
+/// A claims-matching expression, as written and compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimsExpression {
+    pub value: String,
+    pub language_version: i32,
+    pub compiled: crate::federation::expression::Expr,
 }
 
 /// A service principal: an application's (or managed identity's, or built-in

@@ -5,6 +5,7 @@
 //! caller only ever learns the generic outcome.
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::directory::FederatedCredential;
 
@@ -60,8 +61,15 @@ pub fn any_trusts_issuer(credentials: &[FederatedCredential], issuer: &str) -> b
     credentials.iter().any(|c| c.issuer == issuer)
 }
 
-/// Evaluates every credential against the verified `iss`, `sub` and `aud`.
-pub fn evaluate(credentials: &[FederatedCredential], iss: &str, sub: &str, aud: &[String]) -> MatchResult {
+/// Evaluates every credential against the verified `iss`, `sub` and `aud`, and
+/// for credentials with a claims-matching expression, against all `claims`.
+pub fn evaluate(
+    credentials: &[FederatedCredential],
+    iss: &str,
+    sub: &str,
+    aud: &[String],
+    claims: &Value,
+) -> MatchResult {
     let mut evaluations = Vec::with_capacity(credentials.len());
     let mut matched = None;
     let (mut issuer_ok, mut audience_ok, mut case_only) = (false, false, false);
@@ -69,8 +77,40 @@ pub fn evaluate(credentials: &[FederatedCredential], iss: &str, sub: &str, aud: 
         let issuer_passed = credential.issuer == iss;
         let audience = credential.audiences.first().cloned().unwrap_or_default();
         let audience_passed = aud.contains(&audience);
-        let subject_passed = credential.subject == sub;
-        let subject_case = !subject_passed && credential.subject.eq_ignore_ascii_case(sub);
+        let (subject_check, subject_passed, subject_case) = match (&credential.subject, &credential.expression) {
+            (_, Some(expression)) => {
+                let passed = super::expression::evaluate(&expression.compiled, claims);
+                let check = Check {
+                    check: "expression",
+                    expected: expression.value.clone(),
+                    actual: format!("sub {sub:?}"),
+                    passed,
+                    hint: None,
+                };
+                (check, passed, false)
+            }
+            (Some(subject), None) => {
+                let passed = subject == sub;
+                let check = Check {
+                    check: "subject",
+                    expected: subject.clone(),
+                    actual: sub.to_string(),
+                    passed,
+                    hint: (!passed).then(|| near_miss(subject, sub)).flatten(),
+                };
+                (check, passed, !passed && subject.eq_ignore_ascii_case(sub))
+            }
+            (None, None) => {
+                let check = Check {
+                    check: "subject",
+                    expected: String::new(),
+                    actual: sub.to_string(),
+                    passed: false,
+                    hint: None,
+                };
+                (check, false, false)
+            }
+        };
         issuer_ok |= issuer_passed;
         audience_ok |= issuer_passed && audience_passed;
         case_only |= issuer_passed && audience_passed && subject_case;
@@ -89,13 +129,7 @@ pub fn evaluate(credentials: &[FederatedCredential], iss: &str, sub: &str, aud: 
                 passed: audience_passed,
                 hint: None,
             },
-            Check {
-                check: "subject",
-                expected: credential.subject.clone(),
-                actual: sub.to_string(),
-                passed: subject_passed,
-                hint: (!subject_passed).then(|| near_miss(&credential.subject, sub)).flatten(),
-            },
+            subject_check,
         ];
         let all = issuer_passed && audience_passed && subject_passed;
         if all && matched.is_none() {
@@ -141,7 +175,8 @@ mod tests {
             owner_id: uuid::Uuid::new_v4(),
             name: "n".into(),
             issuer: issuer.into(),
-            subject: subject.into(),
+            subject: Some(subject.into()),
+            expression: None,
             audiences: vec![audience.into()],
             description: None,
             version: 1,
@@ -155,7 +190,7 @@ mod tests {
     #[test]
     fn exact_issuer_audience_and_subject_match() {
         let fics = [fic(GH, "repo:a/b:ref:refs/heads/main", AUD)];
-        let result = evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &[AUD.into(), "other".into()]);
+        let result = evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &[AUD.into(), "other".into()], &Value::Null);
         assert!(result.matched.is_some());
         assert_eq!(result.no_match, None);
     }
@@ -164,26 +199,32 @@ mod tests {
     fn the_most_specific_failure_is_reported() {
         let fics = [fic(GH, "repo:a/b:ref:refs/heads/main", AUD)];
         let aud = [AUD.to_string()];
-        assert_eq!(evaluate(&fics, "https://other", "x", &aud).no_match, Some(NoMatch::Issuer));
+        assert_eq!(evaluate(&fics, "https://other", "x", &aud, &Value::Null).no_match, Some(NoMatch::Issuer));
         assert_eq!(
-            evaluate(&fics, &format!("{GH}/"), "x", &aud).no_match,
+            evaluate(&fics, &format!("{GH}/"), "x", &aud, &Value::Null).no_match,
             Some(NoMatch::Issuer),
             "trailing slash matters"
         );
         assert_eq!(
-            evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &["api://x".into()]).no_match,
+            evaluate(&fics, GH, "repo:a/b:ref:refs/heads/main", &["api://x".into()], &Value::Null).no_match,
             Some(NoMatch::Audience)
         );
-        assert_eq!(evaluate(&fics, GH, "repo:a/b:ref:refs/heads/dev", &aud).no_match, Some(NoMatch::Subject));
-        assert_eq!(evaluate(&fics, GH, "repo:A/B:ref:refs/heads/main", &aud).no_match, Some(NoMatch::SubjectCase));
-        let result = evaluate(&fics, &format!("{GH}/"), "x", &aud);
+        assert_eq!(
+            evaluate(&fics, GH, "repo:a/b:ref:refs/heads/dev", &aud, &Value::Null).no_match,
+            Some(NoMatch::Subject)
+        );
+        assert_eq!(
+            evaluate(&fics, GH, "repo:A/B:ref:refs/heads/main", &aud, &Value::Null).no_match,
+            Some(NoMatch::SubjectCase)
+        );
+        let result = evaluate(&fics, &format!("{GH}/"), "x", &aud, &Value::Null);
         assert_eq!(result.evaluations[0].checks[0].hint.as_deref(), Some("differs only by a trailing slash"));
     }
 
     #[test]
     fn every_credential_is_considered() {
         let fics = [fic(GH, "one", AUD), fic(GH, "two", AUD), fic(GH, "two", "api://other")];
-        let result = evaluate(&fics, GH, "two", &[AUD.into()]);
+        let result = evaluate(&fics, GH, "two", &[AUD.into()], &Value::Null);
         assert_eq!(result.evaluations.len(), 3);
         assert_eq!(result.matched.unwrap().id, fics[1].id);
         assert_eq!(result.evaluations.iter().filter(|e| e.matched).count(), 1);

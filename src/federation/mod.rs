@@ -7,6 +7,7 @@
 //! wisp's own tenants' tokens are verified with wisp's own keys, never fetched.
 
 pub mod assertion;
+pub mod expression;
 pub mod issuer;
 pub mod matching;
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
 use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
-use crate::directory::{FederatedCredential, KeyCredentialInfo};
+use crate::directory::{ClaimsExpression, FederatedCredential, KeyCredentialInfo};
 
 /// What kind of object owns a FIC: the table whose row is locked while the
 /// owner's credentials change, so the per-owner limit holds under concurrency.
@@ -22,7 +22,10 @@ struct FicRow {
     owner_id: String,
     name: String,
     issuer: String,
-    subject: String,
+    subject: Option<String>,
+    expression: Option<String>,
+    expression_language: Option<i32>,
+    expression_compiled: Option<String>,
     audiences: String,
     description: Option<String>,
     version: i64,
@@ -37,6 +40,16 @@ impl TryFrom<FicRow> for FederatedCredential {
             owner_id: parse_id(&row.owner_id)?,
             audiences: serde_json::from_str(&row.audiences)
                 .map_err(|e| StoreError::Corrupt(format!("audiences of FIC {}: {e}", row.id)))?,
+            expression: match (row.expression, row.expression_language, row.expression_compiled) {
+                (Some(value), Some(language_version), Some(compiled)) => Some(ClaimsExpression {
+                    value,
+                    language_version,
+                    compiled: serde_json::from_str(&compiled)
+                        .map_err(|e| StoreError::Corrupt(format!("expression of FIC {}: {e}", row.id)))?,
+                }),
+                (None, _, _) => None,
+                _ => return Err(StoreError::Corrupt(format!("FIC {} has a partial expression", row.id))),
+            },
             name: row.name,
             issuer: row.issuer,
             subject: row.subject,
@@ -72,7 +85,8 @@ impl KeyCredentialRow {
     }
 }
 
-const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at";
+const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at, \
+                           expression, expression_language, expression_compiled";
 
 fn duplicate_pair() -> String {
     "A federated identity credential with the same issuer and subject already exists on this object.".into()
@@ -140,8 +154,9 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO federated_identity_credentials \
-             (id, owner_id, tenant_id, name, issuer, subject, audiences, description, version, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)",
+             (id, owner_id, tenant_id, name, issuer, subject, audiences, description, version, created_at, \
+              expression, expression_language, expression_compiled) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $12)",
         )
         .bind(fic.id.to_string())
         .bind(fic.owner_id.to_string())
@@ -152,6 +167,9 @@ impl Store {
         .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
         .bind(&fic.description)
         .bind(fic.created_at)
+        .bind(fic.expression.as_ref().map(|e| e.value.clone()))
+        .bind(fic.expression.as_ref().map(|e| e.language_version))
+        .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_pair()))?;
@@ -183,6 +201,7 @@ impl Store {
         }
         let updated = sqlx::query(
             "UPDATE federated_identity_credentials SET issuer = $2, subject = $3, audiences = $4, description = $5, \
+             expression = $7, expression_language = $8, expression_compiled = $9, \
              version = version + 1 WHERE id = $1 AND version = $6",
         )
         .bind(fic.id.to_string())
@@ -191,6 +210,9 @@ impl Store {
         .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
         .bind(&fic.description)
         .bind(current)
+        .bind(fic.expression.as_ref().map(|e| e.value.clone()))
+        .bind(fic.expression.as_ref().map(|e| e.language_version))
+        .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique(duplicate_pair()))?

@@ -448,8 +448,13 @@ async fn federated_assertion(
     }
     // Never fetch an issuer no credential names.
     if !matching::any_trusts_issuer(&credentials, &assertion.iss) {
-        let presented =
-            matching::evaluate(&credentials, &assertion.iss, assertion.sub.as_deref().unwrap_or(""), &assertion.aud);
+        let presented = matching::evaluate(
+            &credentials,
+            &assertion.iss,
+            assertion.sub.as_deref().unwrap_or(""),
+            &assertion.aud,
+            &serde_json::Value::Null,
+        );
         record.details = Some(serde_json::json!({ "credentials": presented.evaluations, "verified": false }));
         return Err(Refusal::NoMatchingIssuer { issuer: assertion.iss.clone() });
     }
@@ -487,7 +492,7 @@ async fn federated_assertion(
             assertion.verify(&keys, now).map_err(|e| assertion_refusal(e, assertion, now))?
         }
     };
-    let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud);
+    let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud, &verified.claims);
     record.details = Some(serde_json::json!({ "credentials": result.evaluations, "verified": true }));
     match (result.matched, result.no_match) {
         (Some(credential), _) => {

@@ -173,7 +173,7 @@ async fn federated_credentials_follow_graph_rules_on(wisp: TestServer) {
         (json!({"name": "ab", "issuer": GITHUB, "subject": "s5"}), "is invalid"),
         (json!({"name": "http", "issuer": "http://insecure.example", "subject": "s6"}), "https"),
         (json!({"name": "nourl", "issuer": "not a url", "subject": "s7"}), "not a valid URL"),
-        (json!({"name": "nosub", "issuer": GITHUB}), "subject is required"),
+        (json!({"name": "nosub", "issuer": GITHUB}), "exactly one of subject"),
     ];
     for (body, message) in refusals {
         let reply = admin.post(&fics, body.clone()).await;
@@ -641,4 +641,76 @@ async fn a_managed_identity_credential_must_name_an_identity_of_this_tenant() {
         .await;
     assert_eq!(reply.status, 400);
     assert!(reply.error_message().contains("same tenant"), "{}", reply.error_message());
+}
+
+#[tokio::test]
+async fn claims_matching_expressions_are_checked_at_write_time() {
+    for db in test_databases().await {
+        claims_matching_expressions_on(spawn_on(&db).await).await;
+    }
+}
+
+async fn claims_matching_expressions_on(wisp: TestServer) {
+    let admin = wisp.admin().await;
+    let app = create_app(&admin, json!({"displayName": "flexible"})).await;
+    let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
+    let expression = "claims['sub'] matches 'repo:acme/*:environment:prod*'";
+    let created = admin
+        .post(&fics, json!({"name": "prod-any-repo", "issuer": GITHUB, "claimsMatchingExpression": {"value": expression, "languageVersion": 1}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["subject"], Value::Null);
+    assert_eq!(created.body["claimsMatchingExpression"]["value"], expression);
+    // Two expression credentials for one issuer are fine (no subject to collide on).
+    let second = admin
+        .post(
+            &fics,
+            json!({"name": "second", "issuer": GITHUB, "claimsMatchingExpression": {"value": "claims['sub'] eq 'x'"}}),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    assert_eq!(
+        admin.get(&format!("{fics}/prod-any-repo")).await.body["claimsMatchingExpression"]["languageVersion"],
+        1
+    );
+
+    for (body, message) in [
+        (
+            json!({"name": "bad-op", "issuer": GITHUB, "claimsMatchingExpression": {"value": "claims['sub'] like 'x'"}}),
+            "position 14",
+        ),
+        (
+            json!({"name": "v2-in-v1", "issuer": GITHUB, "claimsMatchingExpression": {"value": "claims['a'] eq 'x' or claims['b'] eq 'y'"}}),
+            "languageVersion 2",
+        ),
+        (
+            json!({"name": "both", "issuer": GITHUB, "subject": "s", "claimsMatchingExpression": {"value": "claims['sub'] eq 'x'"}}),
+            "exactly one",
+        ),
+        (
+            json!({"name": "huge", "issuer": GITHUB, "claimsMatchingExpression": {"value": format!("claims['sub'] eq '{}'", "x".repeat(3000)), "languageVersion": 2}}),
+            "longer than",
+        ),
+        (
+            json!({"name": "version", "issuer": GITHUB, "claimsMatchingExpression": {"value": "claims['sub'] eq 'x'", "languageVersion": 7}}),
+            "languageVersion",
+        ),
+    ] {
+        let reply = admin.post(&fics, body.clone()).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert!(reply.error_message().contains(message), "{body}: {}", reply.error_message());
+    }
+    // Switch a credential from expression to subject and back.
+    assert_eq!(
+        admin.patch(&format!("{fics}/second"), json!({"subject": "repo:acme/app:ref:refs/heads/main"})).await.status,
+        204
+    );
+    let switched = admin.get(&format!("{fics}/second")).await.body;
+    assert_eq!(switched["claimsMatchingExpression"], Value::Null);
+    assert_eq!(switched["subject"], "repo:acme/app:ref:refs/heads/main");
+    let back = admin
+        .patch(&format!("{fics}/second"), json!({"claimsMatchingExpression": {"value": "claims['sub'] startsWith 'repo:acme/'", "languageVersion": 2}}))
+        .await;
+    assert_eq!(back.status, 204, "{}", back.body);
+    assert_eq!(admin.get(&format!("{fics}/second")).await.body["subject"], Value::Null);
 }

@@ -443,3 +443,79 @@ async fn resources_that_ask_for_v1_get_v1_tokens() {
 /// Keeps `TestServer` in scope for helpers used by other modules.
 #[allow(dead_code)]
 fn _uses(_: &TestServer) {}
+
+#[tokio::test]
+async fn one_expression_credential_replaces_a_dozen_exact_ones() {
+    let github = FakeIssuer::start("").await;
+    let cluster = FakeIssuer::start("/cluster/").await;
+    let wisp = spawn_trusting(&[&github, &cluster]).await;
+    let admin = wisp.admin().await;
+    let tenant = wisp.tenant_id();
+    let app = admin.post("/v1.0/applications", json!({"displayName": "deployer"})).await.body;
+    let client = app["appId"].as_str().unwrap().to_string();
+    let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
+    let expression = "claims['sub'] matches 'repo:acme/*:environment:prod*' and claims['job_workflow_ref'] matches 'acme/workflows/.github/workflows/deploy.yml@*'";
+    let reply = admin.post(&fics, json!({"name": "prod", "issuer": github.issuer, "claimsMatchingExpression": {"value": expression, "languageVersion": 1}})).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = admin
+        .post(&fics, json!({"name": "k8s", "issuer": cluster.issuer, "claimsMatchingExpression": {
+            "value": "claims['kubernetes.io']['namespace'] in ['payments', 'orders'] and not claims['sub'] matches '*:default'",
+            "languageVersion": 2}}))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    for repo_env in ["repo:acme/app:environment:prod", "repo:acme/billing:environment:prod-eu"] {
+        let (status, body) = wisp
+            .token_with_assertion(&tenant, &client, &github.mint(github_claims(repo_env)), "api://wisp-admin/.default")
+            .await;
+        assert_eq!(status, 200, "{repo_env}: {body}");
+    }
+    let (status, body) = wisp
+        .token_with_assertion(
+            &tenant,
+            &client,
+            &github.mint(github_claims("repo:acme/app:environment:staging")),
+            "api://wisp-admin/.default",
+        )
+        .await;
+    assert_eq!((status, code(&body)), (401, 700213));
+    let mut other_workflow = github_claims("repo:acme/app:environment:prod");
+    other_workflow["job_workflow_ref"] = json!("evil/workflows/.github/workflows/deploy.yml@refs/heads/main");
+    assert_eq!(
+        code(
+            &wisp
+                .token_with_assertion(&tenant, &client, &github.mint(other_workflow), "api://wisp-admin/.default")
+                .await
+                .1
+        ),
+        700213
+    );
+
+    let (status, body) = wisp
+        .token_with_assertion(
+            &tenant,
+            &client,
+            &cluster.mint(kubernetes_claims("payments", "api")),
+            "api://wisp-admin/.default",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = wisp
+        .token_with_assertion(
+            &tenant,
+            &client,
+            &cluster.mint(kubernetes_claims("payments", "default")),
+            "api://wisp-admin/.default",
+        )
+        .await;
+    assert_eq!(status, 401, "the default service account is excluded");
+    let (status, _) = wisp
+        .token_with_assertion(
+            &tenant,
+            &client,
+            &cluster.mint(kubernetes_claims("kube-system", "api")),
+            "api://wisp-admin/.default",
+        )
+        .await;
+    assert_eq!(status, 401);
+}

@@ -15,7 +15,7 @@ use super::{
     AdminError, AdminResult, Caller, GraphError, ListQuery, OrFail, Permission, json_response, no_content, parse_body,
 };
 use crate::app::AppState;
-use crate::directory::{FederatedCredential, validation};
+use crate::directory::{ClaimsExpression, FederatedCredential, validation};
 use crate::store::FicOwner;
 
 #[derive(Deserialize, Default)]
@@ -27,9 +27,39 @@ struct FicBody {
     _id: Option<String>,
     name: Option<String>,
     issuer: Option<String>,
-    subject: Option<String>,
+    /// A string, or null when an expression decides.
+    #[serde(default, deserialize_with = "explicit")]
+    subject: Option<Value>,
     audiences: Option<Vec<String>>,
     description: Option<Value>,
+    /// `{"value": "...", "languageVersion": 1|2}`, or null.
+    #[serde(default, deserialize_with = "explicit")]
+    claims_matching_expression: Option<Value>,
+}
+
+/// Keeps an explicit `null` as `Some(Value::Null)` (absent stays `None`), so
+/// PATCH can clear a field.
+fn explicit<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExpressionBody {
+    value: String,
+    language_version: Option<i32>,
+}
+
+/// Compiles a `claimsMatchingExpression` body (checked at write time, with the
+/// position of any error).
+fn compile_expression(body: &Value) -> Result<ClaimsExpression, GraphError> {
+    let parsed: ExpressionBody = serde_json::from_value(body.clone()).map_err(|_| {
+        GraphError::bad_request("claimsMatchingExpression must be {\"value\": \"...\", \"languageVersion\": 1 or 2}.")
+    })?;
+    let language_version = parsed.language_version.unwrap_or(1);
+    let compiled = crate::federation::expression::compile(&parsed.value, language_version)
+        .map_err(|e| GraphError::bad_request(format!("claimsMatchingExpression: {e}.")))?;
+    Ok(ClaimsExpression { value: parsed.value, language_version, compiled })
 }
 
 fn to_json(context: &str, fic: &FederatedCredential) -> Value {
@@ -40,6 +70,7 @@ fn to_json(context: &str, fic: &FederatedCredential) -> Value {
         "name": fic.name,
         "issuer": fic.issuer,
         "subject": fic.subject,
+        "claimsMatchingExpression": fic.expression.as_ref().map(|e| json!({"value": e.value, "languageVersion": e.language_version})),
         "description": fic.description,
         "audiences": fic.audiences,
     })
@@ -89,7 +120,11 @@ async fn find(app: &AppState, caller: &Caller, owner: &Owner, fic: &str) -> Resu
 fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
     let bad = GraphError::bad_request;
     validation::fic_issuer(&fic.issuer).map_err(bad)?;
-    validation::fic_subject(&fic.subject).map_err(bad)?;
+    match (&fic.subject, &fic.expression) {
+        (Some(subject), None) => validation::fic_subject(subject).map_err(bad)?,
+        (None, Some(_)) => {}
+        _ => return Err(bad("Give exactly one of subject and claimsMatchingExpression.".into())),
+    }
     validation::fic_audiences(&fic.audiences).map_err(bad)?;
     if let Some(description) = &fic.description {
         validation::fic_description(description).map_err(bad)?;
@@ -104,7 +139,13 @@ fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
 async fn check_own_issuer(app: &AppState, caller: &Caller, fic: &FederatedCredential) -> Result<(), AdminError> {
     let own = app.keys.issuer(&caller.tenant_id);
     if fic.issuer == own {
-        let principal = Uuid::try_parse(&fic.subject).ok();
+        let Some(subject) = &fic.subject else {
+            return Err(GraphError::bad_request(
+                "A credential whose issuer is this tenant (a managed identity) needs a subject, not an expression.",
+            ))
+            .or_fail(caller);
+        };
+        let principal = Uuid::try_parse(subject).ok();
         let exists = match principal {
             Some(id) => app.store.service_principal(&caller.tenant_id, &id).await.or_fail(caller)?.is_some(),
             None => false,
@@ -113,7 +154,7 @@ async fn check_own_issuer(app: &AppState, caller: &Caller, fic: &FederatedCreden
             return Err(GraphError::bad_request(format!(
                 "The subject '{}' must be the object (principal) id of a managed identity in this tenant when the \
                  issuer is this tenant.",
-                validation::shorten(&fic.subject)
+                validation::shorten(subject)
             )))
             .or_fail(caller);
         }
@@ -154,12 +195,12 @@ async fn list(app: AppState, caller: Caller, owner: Owner, query: ListQuery) -> 
         None => true,
         Some(filter) => {
             let field = match filter.column {
-                "name" => &f.name,
-                "issuer" => &f.issuer,
-                _ => &f.subject,
+                "name" => f.name.as_str(),
+                "issuer" => f.issuer.as_str(),
+                _ => f.subject.as_deref().unwrap_or_default(),
             };
             match filter.op {
-                crate::store::FilterOp::Eq => *field == filter.value,
+                crate::store::FilterOp::Eq => field == filter.value,
                 crate::store::FilterOp::StartsWith => field.starts_with(&filter.value),
             }
         }
@@ -189,7 +230,15 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
         owner_id: owner.id,
         name,
         issuer: required(&body.issuer, "issuer").or_fail(&caller)?,
-        subject: required(&body.subject, "subject").or_fail(&caller)?,
+        subject: match &body.subject {
+            Some(Value::String(subject)) => Some(subject.clone()),
+            None | Some(Value::Null) => None,
+            Some(_) => return Err(GraphError::bad_request("subject must be a string.")).or_fail(&caller),
+        },
+        expression: match &body.claims_matching_expression {
+            Some(Value::Null) | None => None,
+            Some(expression) => Some(compile_expression(expression).or_fail(&caller)?),
+        },
         audiences: body.audiences.clone().unwrap_or_else(|| vec![validation::TOKEN_EXCHANGE_AUDIENCE.to_string()]),
         description: description(&body.description, None).or_fail(&caller)?,
         version: 1,
@@ -231,8 +280,26 @@ async fn update(
     if let Some(issuer) = &body.issuer {
         after.issuer = issuer.clone();
     }
-    if let Some(subject) = &body.subject {
-        after.subject = subject.clone();
+    match &body.subject {
+        None => {}
+        Some(Value::String(subject)) => {
+            after.subject = Some(subject.clone());
+            if body.claims_matching_expression.is_none() {
+                after.expression = None;
+            }
+        }
+        Some(Value::Null) => after.subject = None,
+        Some(_) => return Err(GraphError::bad_request("subject must be a string.")).or_fail(&caller),
+    }
+    match &body.claims_matching_expression {
+        None => {}
+        Some(Value::Null) => after.expression = None,
+        Some(expression) => {
+            after.expression = Some(compile_expression(expression).or_fail(&caller)?);
+            if body.subject.is_none() {
+                after.subject = None;
+            }
+        }
     }
     if let Some(audiences) = &body.audiences {
         after.audiences = audiences.clone();
