@@ -108,6 +108,13 @@ pub struct FicAddArgs {
     /// Trust a user-assigned managed identity of this tenant (display name or id)
     #[arg(long, value_name = "NAME")]
     managed_identity: Option<String>,
+    /// A claims-matching expression instead of a subject, e.g.
+    /// "claims['sub'] matches 'repo:acme/*:environment:prod'" (needs --issuer)
+    #[arg(long, value_name = "EXPR", conflicts_with_all = ["subject", "github_repo", "kubernetes_issuer", "managed_identity"])]
+    expression: Option<String>,
+    /// The expression's language version: 1 (Entra's) or 2 (or, not, in, …)
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "expression")]
+    language_version: i32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -270,8 +277,13 @@ const APP_COLUMNS: &[(&str, &str)] = &[
     ("AUDIENCE", "/signInAudience"),
     ("IDENTIFIER URIS", "/identifierUris"),
 ];
-const FIC_COLUMNS: &[(&str, &str)] =
-    &[("NAME", "/name"), ("ISSUER", "/issuer"), ("SUBJECT", "/subject"), ("AUDIENCES", "/audiences")];
+const FIC_COLUMNS: &[(&str, &str)] = &[
+    ("NAME", "/name"),
+    ("ISSUER", "/issuer"),
+    ("SUBJECT", "/subject"),
+    ("EXPRESSION", "/claimsMatchingExpression/value"),
+    ("AUDIENCES", "/audiences"),
+];
 const SP_COLUMNS: &[(&str, &str)] =
     &[("NAME", "/displayName"), ("APP ID", "/appId"), ("OBJECT ID", "/id"), ("TYPE", "/servicePrincipalType")];
 const MI_COLUMNS: &[(&str, &str)] =
@@ -442,6 +454,8 @@ pub async fn fic(args: &AdminArgs, command: &FicCommand) -> anyhow::Result<()> {
                 namespace,
                 service_account,
                 managed_identity,
+                expression,
+                language_version,
             } = add.as_ref();
             let (scenario_issuer, scenario_subject) = if let Some(repo) = github_repo {
                 let entity = match (branch, environment, tag, pull_request) {
@@ -472,8 +486,16 @@ pub async fn fic(args: &AdminArgs, command: &FicCommand) -> anyhow::Result<()> {
             }
             let issuer =
                 scenario_issuer.or(issuer.clone()).context("give --issuer and --subject, or a scenario helper")?;
-            let subject = scenario_subject.or(subject.clone()).context("give --subject, or a scenario helper")?;
-            let mut body = json!({"name": name, "issuer": issuer, "subject": subject});
+            let mut body = match expression {
+                Some(expression) => json!({"name": name, "issuer": issuer,
+                    "claimsMatchingExpression": {"value": expression, "languageVersion": language_version}}),
+                None => {
+                    let subject = scenario_subject
+                        .or(subject.clone())
+                        .context("give --subject or --expression, or a scenario helper")?;
+                    json!({"name": name, "issuer": issuer, "subject": subject})
+                }
+            };
             if let Some(audience) = audience {
                 body["audiences"] = json!([audience]);
             }

@@ -143,8 +143,46 @@ async fn the_cli_manages_the_directory_with_scenario_helpers() {
     assert_eq!(via_mi.json()["issuer"], format!("{}/{tenant}/v2.0", wisp.base_url));
     assert_eq!(via_mi.json()["subject"], mi["principalId"]);
 
+    let flexible = ok(
+        b,
+        &[
+            "fic",
+            "add",
+            "--app",
+            "deployer",
+            "--name",
+            "any-prod",
+            "--issuer",
+            "https://token.actions.githubusercontent.com",
+            "--expression",
+            "claims['sub'] matches 'repo:acme/*:environment:prod'",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(flexible.json()["claimsMatchingExpression"]["languageVersion"], 1);
+    let bad = wisp_cli(
+        b,
+        &[
+            "fic",
+            "add",
+            "--app",
+            "deployer",
+            "--name",
+            "bad-expr",
+            "--issuer",
+            "https://token.actions.githubusercontent.com",
+            "--expression",
+            "claims['sub'] like 'x'",
+        ],
+    )
+    .await;
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("position 14"), "{}", bad.stderr);
+
     let listed = ok(b, &["fic", "list", "--app", "deployer", "-o", "json"]).await.json();
-    assert_eq!(listed["value"].as_array().unwrap().len(), 5);
+    assert_eq!(listed["value"].as_array().unwrap().len(), 6);
 
     // Refusals carry the server's message and exit non-zero.
     let duplicate = wisp_cli(
