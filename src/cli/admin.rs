@@ -3,6 +3,8 @@
 //! are named the way people think of them (display name, appId, identifier
 //! URI) and resolved to ids here.
 
+use std::path::PathBuf;
+
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -125,6 +127,16 @@ pub enum FicCommand {
     List {
         #[command(flatten)]
         owner: FicOwnerArgs,
+    },
+    /// Explain how a token would fare against the credentials, check by check.
+    Explain {
+        #[command(flatten)]
+        owner: FicOwnerArgs,
+        /// File holding the token (JWT) to test; `-` for standard input
+        token_file: PathBuf,
+        /// Evaluate the bare claims without checking signature and time
+        #[arg(long)]
+        no_verify: bool,
     },
     /// Remove a credential by name.
     Remove {
@@ -511,6 +523,44 @@ pub async fn fic(args: &AdminArgs, command: &FicCommand) -> anyhow::Result<()> {
             let listed = client.get(&base).await?;
             print(args.output, &listed, FIC_COLUMNS);
         }
+        FicCommand::Explain { owner, token_file, no_verify } => {
+            let token = if token_file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                text
+            } else {
+                std::fs::read_to_string(token_file).with_context(|| format!("cannot read {}", token_file.display()))?
+            };
+            let base = fic_base(&client, owner).await?;
+            let answer = client
+                .post(&format!("{base}/evaluate"), &json!({"assertion": token.trim(), "verifySignature": !no_verify}))
+                .await?;
+            if args.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(());
+            }
+            if let Some(error) = answer["error"].as_str() {
+                bail!("{error}");
+            }
+            println!("issuer:  {}", answer["assertion"]["iss"].as_str().unwrap_or_default());
+            println!("subject: {}", answer["assertion"]["sub"].as_str().unwrap_or_default());
+            if let Some(note) = answer["note"].as_str() {
+                println!("NOTE:    {note}");
+            }
+            for check in answer["checks"].as_array().into_iter().flatten() {
+                let mark = if check["passed"] == true { "ok  " } else { "FAIL" };
+                println!(
+                    "{mark} {} {}",
+                    check["check"].as_str().unwrap_or_default(),
+                    check["detail"].as_str().unwrap_or_default()
+                );
+            }
+            print_credentials(answer["credentials"].as_array().map(Vec::as_slice).unwrap_or_default());
+            match answer["matchedCredential"].as_str() {
+                Some(name) => println!("=> accepted by credential {name}"),
+                None => println!("=> refused: no credential matches"),
+            }
+        }
         FicCommand::Remove { owner, name } => {
             let base = fic_base(&client, owner).await?;
             client.delete(&format!("{base}/{name}")).await?;
@@ -850,6 +900,11 @@ fn explain(entry: &Value) {
     if entry.pointer("/details/verified") == Some(&Value::Bool(false)) {
         println!("  (the assertion's signature was not checked: no credential trusts its issuer)");
     }
+    print_credentials(credentials);
+}
+
+/// Each credential's checks, with hints.
+fn print_credentials(credentials: &[Value]) {
     for credential in credentials {
         let verdict = if credential["matched"] == true { "matched" } else { "no match" };
         println!("  credential {}: {verdict}", credential["credentialName"].as_str().unwrap_or_default());

@@ -136,6 +136,12 @@ impl<'a> UnverifiedAssertion<'a> {
         })
     }
 
+    /// Every claim as presented — **not verified**. For explaining a token to an
+    /// administrator who asked not to check its signature; never for trust.
+    pub fn unverified_claims(&self) -> Value {
+        self.token.split('.').nth(1).and_then(|p| decode_json::<Value>(p).ok()).unwrap_or(Value::Null)
+    }
+
     /// The algorithm, if it is on the allow-list. `none` and HMAC never are:
     /// an assertion must be signed with a key only its issuer holds.
     pub fn allowed_algorithm(&self) -> Result<Algorithm, AssertionError> {

@@ -157,6 +157,15 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// The claim paths an expression reads (for "the token has no claim …" hints).
+pub fn claim_paths(expr: &Expr) -> Vec<Vec<String>> {
+    match expr {
+        Expr::And { items } | Expr::Or { items } => items.iter().flat_map(claim_paths).collect(),
+        Expr::Not { item } => claim_paths(item),
+        Expr::Compare { path, .. } => vec![path.clone()],
+    }
+}
+
 /// Does the expression hold for every possible subject of an issuer? (A lint:
 /// such a credential trusts the whole issuer.)
 pub fn matches_everything(expr: &Expr) -> bool {

@@ -80,12 +80,18 @@ pub fn evaluate(
         let (subject_check, subject_passed, subject_case) = match (&credential.subject, &credential.expression) {
             (_, Some(expression)) => {
                 let passed = super::expression::evaluate(&expression.compiled, claims);
+                let missing = super::expression::claim_paths(&expression.compiled)
+                    .into_iter()
+                    .filter(|path| path.iter().try_fold(claims, |value, segment| value.get(segment)).is_none())
+                    .map(|path| path.join("."))
+                    .collect::<Vec<_>>();
                 let check = Check {
                     check: "expression",
                     expected: expression.value.clone(),
                     actual: format!("sub {sub:?}"),
                     passed,
-                    hint: None,
+                    hint: (!passed && !missing.is_empty())
+                        .then(|| format!("the token has no claim {}", missing.join(", "))),
                 };
                 (check, passed, false)
             }
@@ -154,6 +160,15 @@ pub fn evaluate(
 
 /// A hint when two values differ only in ways people miss.
 fn near_miss(expected: &str, actual: &str) -> Option<String> {
+    if let (Some(e), Some(a)) = (github_shape(expected), github_shape(actual))
+        && e.0 == a.0
+        && e.1 != a.1
+    {
+        return Some(format!(
+            "a GitHub subject of another shape: the credential expects '{}', the token has '{}' (environment, ref, pull_request)",
+            e.1, a.1
+        ));
+    }
     if expected.eq_ignore_ascii_case(actual) {
         Some("differs only by upper/lower case; matching is case-sensitive".into())
     } else if expected.trim_end_matches('/') == actual.trim_end_matches('/') {
@@ -163,6 +178,14 @@ fn near_miss(expected: &str, actual: &str) -> Option<String> {
     } else {
         None
     }
+}
+
+/// `repo:ORG/REPO:<kind>:…` → (repository, kind).
+fn github_shape(subject: &str) -> Option<(&str, &str)> {
+    let rest = subject.strip_prefix("repo:")?;
+    let (repo, tail) = rest.split_once(':')?;
+    let kind = tail.split(':').next()?;
+    Some((repo, kind))
 }
 
 #[cfg(test)]
@@ -219,6 +242,8 @@ mod tests {
         );
         let result = evaluate(&fics, &format!("{GH}/"), "x", &aud, &Value::Null);
         assert_eq!(result.evaluations[0].checks[0].hint.as_deref(), Some("differs only by a trailing slash"));
+        let result = evaluate(&fics, GH, "repo:a/b:environment:main", &aud, &Value::Null);
+        assert!(result.evaluations[0].checks[2].hint.as_deref().unwrap().contains("GitHub subject of another shape"));
     }
 
     #[test]

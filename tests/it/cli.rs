@@ -184,6 +184,25 @@ async fn the_cli_manages_the_directory_with_scenario_helpers() {
     let listed = ok(b, &["fic", "list", "--app", "deployer", "-o", "json"]).await.json();
     assert_eq!(listed["value"].as_array().unwrap().len(), 6);
 
+    // Explain a token against the credentials (bare claims: this one is not signed).
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(serde_json::json!({"alg": "RS256", "kid": "k"})),
+        b64(
+            serde_json::json!({"iss": "https://token.actions.githubusercontent.com", "sub": "repo:acme/app:ref:refs/heads/Main",
+                               "aud": "api://AzureADTokenExchange", "exp": 4_000_000_000u64})
+        )
+    );
+    let token_file = wisp.data_dir.path().join("token.jwt");
+    std::fs::write(&token_file, token).unwrap();
+    let explained = ok(b, &["fic", "explain", "--app", "deployer", token_file.to_str().unwrap(), "--no-verify"]).await;
+    assert!(explained.stdout.contains("NOT checked"), "{}", explained.stdout);
+    assert!(explained.stdout.contains("FAIL subject"), "{}", explained.stdout);
+    assert!(explained.stdout.contains("case"), "{}", explained.stdout);
+    assert!(explained.stdout.contains("refused: no credential matches"), "{}", explained.stdout);
+
     // Refusals carry the server's message and exit non-zero.
     let duplicate = wisp_cli(
         b,

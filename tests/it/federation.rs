@@ -519,3 +519,52 @@ async fn one_expression_credential_replaces_a_dozen_exact_ones() {
         .await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn explain_shows_each_check_and_the_near_misses() {
+    let github = FakeIssuer::start("").await;
+    let wisp = spawn_trusting(&[&github]).await;
+    let admin = wisp.admin().await;
+    let app = admin.post("/v1.0/applications", json!({"displayName": "explained"})).await.body;
+    let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
+    admin.post(&fics, json!({"name": "slash", "issuer": format!("{}/", github.issuer), "subject": MAIN})).await;
+    admin
+        .post(&fics, json!({"name": "case", "issuer": github.issuer, "subject": "repo:ACME/app:ref:refs/heads/main"}))
+        .await;
+    admin
+        .post(&fics, json!({"name": "shape", "issuer": github.issuer, "subject": "repo:acme/app:environment:prod"}))
+        .await;
+
+    let assertion = github.mint(github_claims(MAIN));
+    let reply = admin.post(&format!("{fics}/evaluate"), json!({"assertion": assertion, "verifySignature": true})).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let answer = &reply.body;
+    assert_eq!(answer["verified"], true);
+    assert_eq!(answer["matchedCredential"], Value::Null);
+    let hint = |name: &str, check: &str| -> String {
+        let credential =
+            answer["credentials"].as_array().unwrap().iter().find(|c| c["credentialName"] == name).unwrap();
+        let check = credential["checks"].as_array().unwrap().iter().find(|c| c["check"] == check).unwrap();
+        assert_eq!(check["passed"], false, "{name}/{check}");
+        check["hint"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(hint("slash", "issuer").contains("trailing slash"));
+    assert!(hint("case", "subject").contains("case"));
+    assert!(hint("shape", "subject").contains("GitHub subject of another shape"));
+
+    // Bare claims: a forged token is evaluated but clearly marked unverified.
+    let forged = crate::fake_issuer::TestKey::rsa("k1").sign(&{
+        let mut claims = github_claims("repo:acme/app:environment:prod");
+        claims["iss"] = json!(github.issuer);
+        claims
+    });
+    let bare =
+        admin.post(&format!("{fics}/evaluate"), json!({"assertion": forged, "verifySignature": false})).await.body;
+    assert_eq!(bare["verified"], false);
+    assert!(bare["note"].as_str().unwrap().contains("NOT checked"));
+    assert_eq!(bare["matchedCredential"], "shape");
+    let checked = admin.post(&format!("{fics}/evaluate"), json!({"assertion": forged})).await.body;
+    assert_eq!(checked["verified"], false);
+    assert_eq!(checked["checks"][0]["check"], "signature");
+    assert_eq!(checked["checks"][0]["passed"], false);
+}

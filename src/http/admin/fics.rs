@@ -443,3 +443,54 @@ pub async fn delete_for_identity(
     let owner = identity_owner(&app, &caller, &id).await?;
     delete(app, caller, owner, fic, headers).await
 }
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EvaluateBody {
+    assertion: String,
+    #[serde(default = "yes")]
+    verify_signature: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn evaluate(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> AdminResult {
+    let body: EvaluateBody = parse_body(&body).or_fail(&caller)?;
+    let credentials = app.store.federated_credentials(&owner.id).await.or_fail(&caller)?;
+    let answer = crate::token::explain_assertion(
+        &app,
+        &credentials,
+        &body.assertion,
+        body.verify_signature,
+        crate::clock::now(),
+    )
+    .await;
+    Ok(json_response(StatusCode::OK, answer, None))
+}
+
+/// `POST /v1.0/applications/{id}/federatedIdentityCredentials/evaluate`: which
+/// credential would accept this assertion, and why the others would not.
+pub async fn evaluate_for_application(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    caller.require(Permission::ReadApplications).or_fail(&caller)?;
+    let owner = application_owner(&app, &caller, &id).await?;
+    evaluate(app, caller, owner, body).await
+}
+
+/// The same for a user-assigned managed identity's credentials.
+pub async fn evaluate_for_identity(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    let owner = identity_owner(&app, &caller, &id).await?;
+    evaluate(app, caller, owner, body).await
+}

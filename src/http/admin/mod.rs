@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
             "/v1.0/applications/{id}/federatedIdentityCredentials",
             get(fics::list_for_application).post(fics::create_for_application),
         )
+        .route("/v1.0/applications/{id}/federatedIdentityCredentials/evaluate", post(fics::evaluate_for_application))
+        .route("/v1.0/managedIdentities/{id}/federatedIdentityCredentials/evaluate", post(fics::evaluate_for_identity))
         .route(
             "/v1.0/applications/{id}/federatedIdentityCredentials/{fic}",
             get(fics::get_for_application).patch(fics::update_for_application).delete(fics::delete_for_application),
