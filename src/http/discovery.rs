@@ -36,7 +36,7 @@ pub async fn openid_configuration(
         // MSAL indexes this key even for client credentials; wisp has no
         // interactive sign-in, so the endpoint answers with an error.
         "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
         "claims_supported": ["aud", "iss", "iat", "nbf", "exp", "tid", "oid", "sub", "azp", "azpacr",
                              "appid", "appidacr", "roles", "idtyp", "ver", "uti"],

@@ -13,6 +13,7 @@ use super::context::RequestContext;
 use super::error::{EntraError, ErrorResponse};
 use crate::app::AppState;
 use crate::signin::SignInRecord;
+use crate::token::request::TOKEN_EXCHANGE;
 use crate::token::{self, Endpoint, Refusal, TokenRequest};
 
 pub async fn token_v2(
@@ -72,7 +73,11 @@ async fn handle(
             if let Refusal::Unavailable(detail) = &refusal {
                 tracing::error!(error = %detail, correlation_id = %context.correlation_id, "token request failed");
             }
-            let error = entra_error(refusal);
+            let rfc8693 = TokenRequest::parse(&body).ok().and_then(|r| r.grant_type).as_deref() == Some(TOKEN_EXCHANGE);
+            let mut error = entra_error(refusal.clone());
+            if rfc8693 {
+                error.error = rfc8693_error(&refusal, error.error);
+            }
             // Requests to tenants that do not exist have no directory to log to.
             if !record.tenant_id.is_empty() {
                 app.sign_ins.record_refusal(record, error.code).await;
@@ -100,6 +105,15 @@ async fn exchange(
     let request = TokenRequest::parse(body)?;
     let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(token::request::parse_basic);
     let issued = token::issue(app, tenant, endpoint, &request, basic, crate::clock::now(), record).await?;
+    if request.grant_type.as_deref() == Some(TOKEN_EXCHANGE) {
+        let body = json!({
+            "access_token": issued.access_token,
+            "issued_token_type": token::request::ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        });
+        return Ok((issued, body));
+    }
     let body = match endpoint {
         Endpoint::V2 => json!({
             "token_type": "Bearer",
@@ -119,6 +133,28 @@ async fn exchange(
         }),
     };
     Ok((issued, body))
+}
+
+/// RFC 8693's error codes for a token-exchange request (its clients read
+/// `error`, not AADSTS numbers): a bad subject token is `invalid_grant`, an
+/// unknown target `invalid_target`.
+fn rfc8693_error(refusal: &Refusal, entra: &'static str) -> &'static str {
+    match refusal {
+        Refusal::MalformedAssertion
+        | Refusal::AssertionSignature(_)
+        | Refusal::AssertionTimeRange { .. }
+        | Refusal::IssuerUnavailable { .. }
+        | Refusal::NoFederatedCredentials { .. }
+        | Refusal::NoMatchingIssuer { .. }
+        | Refusal::NoMatchingAudience { .. }
+        | Refusal::NoMatchingSubject { .. }
+        | Refusal::SubjectCaseMismatch { .. }
+        | Refusal::SystemAssignedIdentityAsCredential => "invalid_grant",
+        Refusal::UnknownResource { .. } | Refusal::InvalidScope(_) | Refusal::ScopeWithoutDefault(_) => {
+            "invalid_target"
+        }
+        _ => entra,
+    }
 }
 
 /// The Entra error for each refusal.

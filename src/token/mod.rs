@@ -142,12 +142,13 @@ pub async fn issue(
         .ok_or_else(|| Refusal::TenantNotFound(tenant.into()))?;
     record.tenant_id = tenant_id.to_string();
 
-    match request.grant_type.as_deref() {
-        Some("client_credentials") => {}
+    let exchange = match request.grant_type.as_deref() {
+        Some("client_credentials") => false,
+        Some(request::TOKEN_EXCHANGE) => true,
         Some("") | None => return Err(Refusal::MissingParameter("grant_type")),
         Some(other) => return Err(Refusal::UnsupportedGrantType(other.to_string())),
-    }
-    let resource = requested_resource(endpoint, request)?;
+    };
+    let resource = if exchange { exchange_target(request)? } else { requested_resource(endpoint, request)? };
     record.resource = Some(resource.clone());
 
     // The client: body client_id, or the Basic user name; both must agree.
@@ -183,7 +184,11 @@ pub async fn issue(
         .ok_or_else(unknown_client)?;
     record.service_principal_id = Some(client_sp.id.to_string());
 
-    let method = authenticate(app, &client, &tenant_id, request, basic_secret.as_deref(), now, record).await?;
+    let method = if exchange {
+        exchange_subject_token(app, &client, request, now, record).await?
+    } else {
+        authenticate(app, &client, &tenant_id, request, basic_secret.as_deref(), now, record).await?
+    };
 
     mint(
         app,
@@ -291,6 +296,61 @@ fn requested_resource(endpoint: Endpoint, request: &TokenRequest) -> Result<Stri
             Ok(resource.to_string())
         }
     }
+}
+
+/// The target of an RFC 8693 exchange: `scope` (with or without `/.default`),
+/// else `resource`, else `audience`.
+fn exchange_target(request: &TokenRequest) -> Result<String, Refusal> {
+    let target = request
+        .scope
+        .as_deref()
+        .map(|s| s.trim().trim_end_matches("/.default").to_string())
+        .or_else(|| request.resource.clone())
+        .or_else(|| request.audience.clone())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or(Refusal::MissingParameter("scope"))?;
+    if target.split_whitespace().count() != 1 {
+        return Err(Refusal::InvalidScope(target));
+    }
+    if request.requested_token_type.as_deref().is_some_and(|t| t != request::ACCESS_TOKEN_TYPE) {
+        return Err(Refusal::InvalidParameter("requested_token_type", "Only access tokens are issued.".into()));
+    }
+    Ok(target)
+}
+
+/// RFC 8693: the subject token is judged by the client's federated identity
+/// credentials, exactly like a client assertion.
+async fn exchange_subject_token(
+    app: &App,
+    client: &Client,
+    request: &TokenRequest,
+    now: i64,
+    record: &mut SignInRecord,
+) -> Result<ClientAuthMethod, Refusal> {
+    let token = request.subject_token.as_deref().ok_or(Refusal::MissingParameter("subject_token"))?;
+    match request.subject_token_type.as_deref() {
+        Some(kind) if request::JWT_TOKEN_TYPES.contains(&kind) => {}
+        None => return Err(Refusal::MissingParameter("subject_token_type")),
+        Some(other) => {
+            return Err(Refusal::InvalidParameter(
+                "subject_token_type",
+                format!("'{}' is not supported; use urn:ietf:params:oauth:token-type:jwt.", validation_short(other)),
+            ));
+        }
+    }
+    if request.client_secret.is_some() || request.client_assertion.is_some() {
+        return Err(Refusal::ConflictingClientCredentials);
+    }
+    let parsed = UnverifiedAssertion::parse(token).map_err(|_| Refusal::MalformedAssertion)?;
+    record.assertion_issuer = Some(parsed.iss.clone());
+    record.assertion_subject = parsed.sub.clone();
+    record.assertion_jti = parsed.jti.clone();
+    federated_assertion(app, client, &parsed, now, record).await
+}
+
+fn validation_short(text: &str) -> String {
+    crate::directory::validation::shorten(text)
 }
 
 /// The client a request names: an application, or a user-assigned managed

@@ -7,6 +7,13 @@ use super::Refusal;
 
 /// The client-credentials assertion type (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// RFC 8693's grant type.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 token types wisp accepts as subject tokens.
+pub const JWT_TOKEN_TYPES: &[&str] =
+    &["urn:ietf:params:oauth:token-type:jwt", "urn:ietf:params:oauth:token-type:id_token"];
+/// What an RFC 8693 exchange issues.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The parameters of a token request that wisp acts on.
 #[derive(Default)]
@@ -20,6 +27,11 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     pub client_assertion: Option<String>,
     pub client_assertion_type: Option<String>,
+    /// RFC 8693: the token being exchanged, its type, the target.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub audience: Option<String>,
+    pub requested_token_type: Option<String>,
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -31,6 +43,7 @@ impl std::fmt::Debug for TokenRequest {
             .field("resource", &self.resource)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "(redacted)"))
             .field("client_assertion", &self.client_assertion.as_ref().map(|_| "(redacted)"))
+            .field("subject_token", &self.subject_token.as_ref().map(|_| "(redacted)"))
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +60,10 @@ impl TokenRequest {
                 "client_secret" => &mut request.client_secret,
                 "client_assertion" => &mut request.client_assertion,
                 "client_assertion_type" => &mut request.client_assertion_type,
+                "subject_token" => &mut request.subject_token,
+                "subject_token_type" => &mut request.subject_token_type,
+                "audience" => &mut request.audience,
+                "requested_token_type" => &mut request.requested_token_type,
                 _ => continue,
             };
             if slot.is_some() {
@@ -69,7 +86,11 @@ fn known_name(name: &str) -> &'static str {
         "resource" => "resource",
         "client_secret" => "client_secret",
         "client_assertion" => "client_assertion",
-        _ => "client_assertion_type",
+        "client_assertion_type" => "client_assertion_type",
+        "subject_token" => "subject_token",
+        "subject_token_type" => "subject_token_type",
+        "audience" => "audience",
+        _ => "requested_token_type",
     }
 }
 

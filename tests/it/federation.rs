@@ -568,3 +568,55 @@ async fn explain_shows_each_check_and_the_near_misses() {
     assert_eq!(checked["checks"][0]["check"], "signature");
     assert_eq!(checked["checks"][0]["passed"], false);
 }
+
+#[tokio::test]
+async fn rfc_8693_token_exchange_uses_the_same_credentials() {
+    let github = FakeIssuer::start("").await;
+    let wisp = spawn_trusting(&[&github]).await;
+    let admin = wisp.admin().await;
+    let tenant = wisp.tenant_id();
+    let (client, api) = app_trusting(&admin, &github.issuer, MAIN).await;
+    let exchange = |subject_token: String, target: (&'static str, &'static str), token_type: Option<&'static str>| {
+        let (wisp, tenant, client) = (&wisp, tenant.clone(), client.clone());
+        async move {
+            let mut form = vec![
+                ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange".to_string()),
+                ("client_id", client),
+                ("subject_token", subject_token),
+                (target.0, target.1.to_string()),
+            ];
+            if let Some(kind) = token_type {
+                form.push(("subject_token_type", kind.to_string()));
+            }
+            let response =
+                wisp.client.post(wisp.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(&form).send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let jwt = Some("urn:ietf:params:oauth:token-type:jwt");
+    let (status, body) = exchange(github.mint(github_claims(MAIN)), ("scope", "api://orders"), jwt).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token");
+    assert_eq!(body["token_type"], "Bearer");
+    let claims = crate::token::verify_with_jwks(&wisp, &tenant, body["access_token"].as_str().unwrap(), &api).await;
+    assert_eq!(claims["roles"], json!(["Orders.Read"]));
+    // resource= and audience= name the target too.
+    assert_eq!(exchange(github.mint(github_claims(MAIN)), ("resource", "api://orders"), jwt).await.0, 200);
+    assert_eq!(exchange(github.mint(github_claims(MAIN)), ("audience", "api://orders"), jwt).await.0, 200);
+
+    // RFC 8693 error codes.
+    let (_, body) =
+        exchange(github.mint(github_claims("repo:acme/app:ref:refs/heads/dev")), ("scope", "api://orders"), jwt).await;
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    let (_, body) = exchange(github.mint(github_claims(MAIN)), ("scope", "api://nowhere"), jwt).await;
+    assert_eq!(body["error"], "invalid_target", "{body}");
+    let (_, body) = exchange(github.mint(github_claims(MAIN)), ("scope", "api://orders"), None).await;
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    let (_, body) = exchange(
+        github.mint(github_claims(MAIN)),
+        ("scope", "api://orders"),
+        Some("urn:ietf:params:oauth:token-type:saml2"),
+    )
+    .await;
+    assert_eq!(body["error"], "invalid_request", "{body}");
+}
