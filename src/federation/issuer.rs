@@ -189,25 +189,54 @@ impl IssuerKeys {
         }
         let raw: RawSet = serde_json::from_slice(&body)
             .map_err(|_| FetchError::InvalidMetadata("the JWKS is not a key set".into()))?;
-        // Keys wisp cannot use (encryption keys, unknown types) are skipped, not fatal.
-        let keys: Vec<Jwk> = raw
-            .keys
-            .into_iter()
-            .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
-            .filter(|k| {
-                !matches!(k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_))
-                    && k.common
-                        .public_key_use
-                        .as_ref()
-                        .is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature))
-            })
-            .take(MAX_KEYS)
-            .collect();
+        let keys = usable_keys(raw.keys);
         if keys.is_empty() {
             return Err(FetchError::InvalidMetadata("the JWKS has no usable signing keys".into()));
         }
         Ok((keys, max_age))
     }
+}
+
+/// The signing keys of a JWKS wisp can use: keys of unknown or symmetric
+/// types, encryption keys and anything past the first 100 are skipped.
+fn usable_keys(raw: Vec<serde_json::Value>) -> Vec<Jwk> {
+    raw.into_iter()
+        .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
+        .filter(|k| {
+            !matches!(k.algorithm, jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_))
+                && k.common
+                    .public_key_use
+                    .as_ref()
+                    .is_none_or(|u| matches!(u, jsonwebtoken::jwk::PublicKeyUse::Signature))
+        })
+        .take(MAX_KEYS)
+        .collect()
+}
+
+/// Validates a key set an administrator uploads for a private issuer: a JWKS
+/// of public signing keys only (a private key is refused outright, so it is
+/// never stored), at most 100 keys, 256 KiB.
+pub fn parse_uploaded_jwks(jwks: &serde_json::Value) -> Result<Vec<Jwk>, String> {
+    if jwks.to_string().len() > MAX_JWKS_BYTES {
+        return Err(format!("the JWKS is larger than {MAX_JWKS_BYTES} bytes"));
+    }
+    let raw = jwks["keys"].as_array().ok_or("the JWKS must be {\"keys\": [...]}")?;
+    if raw.len() > MAX_KEYS {
+        return Err(format!("the JWKS has more than {MAX_KEYS} keys"));
+    }
+    for key in raw {
+        if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|private| key.get(private).is_some()) {
+            return Err("the JWKS contains private or symmetric key material; upload public keys only".into());
+        }
+    }
+    let keys = usable_keys(raw.clone());
+    if keys.len() != raw.len() {
+        return Err("every key must be a public signing key (RSA, EC P-256/P-384 or Ed25519)".into());
+    }
+    if keys.is_empty() {
+        return Err("the JWKS has no keys".into());
+    }
+    Ok(keys)
 }
 
 /// GET with a size cap; returns the body and the response's cache lifetime.

@@ -369,6 +369,14 @@ impl Client {
         }
     }
 
+    /// The tenant whose directory holds the client's credentials.
+    fn home_tenant(&self) -> Uuid {
+        match self {
+            Client::Application(a) => a.tenant_id,
+            Client::Identity(i) => i.tenant_id,
+        }
+    }
+
     fn client_id(&self) -> String {
         match self {
             Client::Application(a) => a.app_id.to_string(),
@@ -544,11 +552,9 @@ async fn federated_assertion(
             verified
         }
         None => {
-            let keys = app
-                .issuers
-                .keys(&assertion.iss, assertion.kid.as_deref())
+            let keys = external_keys(app, &client.home_tenant(), &assertion.iss, assertion.kid.as_deref())
                 .await
-                .map_err(|e| Refusal::IssuerUnavailable { issuer: assertion.iss.clone(), reason: e.to_string() })?;
+                .map_err(|reason| Refusal::IssuerUnavailable { issuer: assertion.iss.clone(), reason })?;
             assertion.verify(&keys, now).map_err(|e| assertion_refusal(e, assertion, now))?
         }
     };
@@ -564,6 +570,21 @@ async fn federated_assertion(
         (None, Some(NoMatch::Subject)) => Err(Refusal::NoMatchingSubject { subject: verified.sub }),
         (None, Some(NoMatch::SubjectCase)) => Err(Refusal::SubjectCaseMismatch { subject: verified.sub }),
     }
+}
+
+/// An external issuer's keys: those the credentials' tenant uploaded for it
+/// (never fetched), else discovery + JWKS under the SSRF policy.
+async fn external_keys(
+    app: &App,
+    tenant: &Uuid,
+    issuer: &str,
+    kid: Option<&str>,
+) -> Result<Vec<jsonwebtoken::jwk::Jwk>, String> {
+    if let Some(uploaded) = app.store.uploaded_issuer(tenant, issuer).await.map_err(|e| e.to_string())? {
+        let jwks: serde_json::Value = serde_json::from_str(&uploaded.jwks).map_err(|e| e.to_string())?;
+        return crate::federation::issuer::parse_uploaded_jwks(&jwks);
+    }
+    app.issuers.keys(issuer, kid).await.map(|k| k.to_vec()).map_err(|e| e.to_string())
 }
 
 /// The tenant whose issuer `iss` is, if it is one of wisp's own (`{public_url}/{tenant}/v2.0`).
@@ -629,6 +650,7 @@ async fn resolve_resource(app: &App, tenant_id: &Uuid, resource: &str) -> Result
 /// without it the claims are evaluated bare, and the answer says so.
 pub async fn explain_assertion(
     app: &App,
+    owner_tenant: &Uuid,
     credentials: &[crate::directory::FederatedCredential],
     assertion: &str,
     verify_signature: bool,
@@ -654,12 +676,7 @@ pub async fn explain_assertion(
                     Ok(Some(keys)) => Ok(keys.verification_keys.clone()),
                     _ => Err("this tenant's keys are unavailable".to_string()),
                 },
-                None => app
-                    .issuers
-                    .keys(&parsed.iss, parsed.kid.as_deref())
-                    .await
-                    .map(|k| k.to_vec())
-                    .map_err(|e| e.to_string()),
+                None => external_keys(app, owner_tenant, &parsed.iss, parsed.kid.as_deref()).await,
             };
             keys.and_then(|keys| parsed.verify(&keys, now).map_err(|e| e.to_string()))
         };

@@ -620,3 +620,58 @@ async fn rfc_8693_token_exchange_uses_the_same_credentials() {
     .await;
     assert_eq!(body["error"], "invalid_request", "{body}");
 }
+
+#[tokio::test]
+async fn uploaded_keys_let_an_offline_issuer_federate() {
+    let wisp = spawn_trusting(&[]).await;
+    let admin = wisp.admin().await;
+    let tenant = wisp.tenant_id();
+    // An air-gapped cluster: its issuer URL is not reachable from anywhere.
+    let issuer = "https://oidc.cluster.invalid/cluster-7/";
+    let key = TestKey::rsa("sa-key-1");
+    let mint = |namespace: &str| {
+        let mut claims = kubernetes_claims(namespace, "api");
+        claims["iss"] = json!(issuer);
+        key.sign(&claims)
+    };
+    let (client, _) = app_trusting(&admin, issuer, "system:serviceaccount:payments:api").await;
+
+    // Without uploaded keys the issuer cannot be reached.
+    let (status, body) = wisp.token_with_assertion(&tenant, &client, &mint("payments"), "api://orders/.default").await;
+    assert_eq!((status, code(&body)), (401, 50166), "{body}");
+
+    // Refused uploads: private key material, a symmetric key, nothing.
+    let mut private = key.jwk.clone();
+    private["d"] = json!("c2VjcmV0");
+    for jwks in [
+        json!({"keys": [private]}),
+        json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+        json!({"keys": []}),
+        json!({"nokeys": 1}),
+    ] {
+        let reply = admin.post("/v1.0/federatedIssuers", json!({"issuer": issuer, "jwks": jwks})).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+    }
+    let uploaded = admin.post("/v1.0/federatedIssuers", json!({"issuer": issuer, "jwks": {"keys": [key.jwk]}})).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    assert_eq!(
+        admin.post("/v1.0/federatedIssuers", json!({"issuer": issuer, "jwks": {"keys": [key.jwk]}})).await.status,
+        400,
+        "once per issuer"
+    );
+    assert_eq!(admin.get("/v1.0/federatedIssuers").await.body["value"].as_array().unwrap().len(), 1);
+
+    let (status, body) = wisp.token_with_assertion(&tenant, &client, &mint("payments"), "api://orders/.default").await;
+    assert_eq!(status, 200, "{body}");
+    // The keys still decide: another key is refused.
+    let mut claims = kubernetes_claims("payments", "api");
+    claims["iss"] = json!(issuer);
+    let rogue = TestKey::rsa("sa-key-1").sign(&claims);
+    assert_eq!(code(&wisp.token_with_assertion(&tenant, &client, &rogue, "api://orders/.default").await.1), 700027);
+
+    // Another tenant's upload does not count here, and deleting ours refuses again.
+    let id = uploaded.body["id"].as_str().unwrap();
+    assert_eq!(admin.delete(&format!("/v1.0/federatedIssuers/{id}")).await.status, 204);
+    let (status, body) = wisp.token_with_assertion(&tenant, &client, &mint("payments"), "api://orders/.default").await;
+    assert_eq!((status, code(&body)), (401, 50166));
+}

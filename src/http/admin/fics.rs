@@ -461,6 +461,7 @@ async fn evaluate(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> A
     let credentials = app.store.federated_credentials(&owner.id).await.or_fail(&caller)?;
     let answer = crate::token::explain_assertion(
         &app,
+        &caller.tenant_id,
         &credentials,
         &body.assertion,
         body.verify_signature,

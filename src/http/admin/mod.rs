@@ -7,6 +7,7 @@ mod applications;
 mod audit;
 mod fics;
 mod identities;
+mod issuers;
 mod principals;
 mod sign_ins;
 mod tenants;
@@ -76,6 +77,8 @@ pub fn routes() -> Router<AppState> {
             get(identities::get_resource).patch(identities::update_resource).delete(identities::delete_resource),
         )
         .route("/v1.0/resources/{id}/joinTokens", post(identities::create_join_token))
+        .route("/v1.0/federatedIssuers", get(issuers::list).post(issuers::create))
+        .route("/v1.0/federatedIssuers/{id}", get(issuers::get).patch(issuers::update).delete(issuers::delete))
         .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
 }
 

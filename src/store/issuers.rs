@@ -1,0 +1,119 @@
+//! Issuer keys uploaded by a tenant's administrators.
+
+use sqlx::Connection;
+use uuid::Uuid;
+
+use super::audit::{DirectoryAudit, insert_audit};
+use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
+
+/// An uploaded issuer key set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedIssuer {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub issuer: String,
+    /// The JWKS JSON as uploaded (validated at write time).
+    pub jwks: String,
+    pub version: i64,
+    pub created_at: i64,
+}
+
+type Row = (String, String, String, String, i64, i64);
+
+fn from_row((id, tenant_id, issuer, jwks, version, created_at): Row) -> Result<UploadedIssuer> {
+    Ok(UploadedIssuer { id: parse_id(&id)?, tenant_id: parse_id(&tenant_id)?, issuer, jwks, version, created_at })
+}
+
+impl Store {
+    pub async fn uploaded_issuers(&self, tenant_id: &Uuid) -> Result<Vec<UploadedIssuer>> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, issuer, jwks, version, created_at FROM federated_issuers WHERE tenant_id = $1 ORDER BY issuer",
+        )
+        .bind(tenant_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(from_row).collect()
+    }
+
+    /// The keys a tenant uploaded for `issuer`, if any.
+    pub async fn uploaded_issuer(&self, tenant_id: &Uuid, issuer: &str) -> Result<Option<UploadedIssuer>> {
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, issuer, jwks, version, created_at FROM federated_issuers WHERE tenant_id = $1 AND issuer = $2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(issuer)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(from_row).transpose()
+    }
+
+    pub async fn uploaded_issuer_by_id(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<UploadedIssuer>> {
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT id, tenant_id, issuer, jwks, version, created_at FROM federated_issuers WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(from_row).transpose()
+    }
+
+    pub async fn create_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO federated_issuers (id, tenant_id, issuer, jwks, version, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
+        )
+        .bind(issuer.id.to_string())
+        .bind(issuer.tenant_id.to_string())
+        .bind(&issuer.issuer)
+        .bind(&issuer.jwks)
+        .bind(issuer.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_on_unique(format!("Keys for the issuer '{}' are already uploaded in this tenant.", issuer.issuer)))?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the key set if the version is still `expected_version` (when given).
+    pub async fn update_uploaded_issuer(
+        &self,
+        issuer: &UploadedIssuer,
+        expected_version: Option<i64>,
+        audit: &DirectoryAudit,
+    ) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM federated_issuers WHERE id = $1")
+            .bind(issuer.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((current,)) = current else { return Err(StoreError::NotFound) };
+        if expected_version.is_some_and(|v| v != current) {
+            return Err(StoreError::PreconditionFailed);
+        }
+        sqlx::query("UPDATE federated_issuers SET jwks = $2, version = version + 1 WHERE id = $1 AND version = $3")
+            .bind(issuer.id.to_string())
+            .bind(&issuer.jwks)
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(current + 1)
+    }
+
+    pub async fn delete_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("DELETE FROM federated_issuers WHERE id = $1")
+            .bind(issuer.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
