@@ -117,6 +117,42 @@ fn field_len(what: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// Advice about a federated credential that is valid but probably not what the
+/// administrator wants. The write succeeds; these come back as `warnings`.
+pub fn fic_lints(issuer: &str, subject: Option<&str>, trusts_everything: bool) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if trusts_everything {
+        warnings.push(
+            "The expression matches every subject of this issuer: any workload that can get a token from it can act as this \
+             application."
+                .to_string(),
+        );
+    }
+    if let Some(subject) = subject {
+        if issuer == "https://token.actions.githubusercontent.com"
+            && let Some(rest) = subject.strip_prefix("repo:")
+            && let Some((repo, _)) = rest.split_once(':')
+            && !repo.contains('@')
+        {
+            warnings.push(format!(
+                "The GitHub subject names the repository '{repo}' by its mutable name; since 2026 GitHub can issue immutable \
+                 subjects (repo:OWNER@OWNER_ID/REPO@REPO_ID:...), which survive renames and transfers. Consider them."
+            ));
+        }
+        if subject.starts_with("system:serviceaccount:") && subject.ends_with(":default") {
+            warnings.push(
+                "The subject is a namespace's 'default' service account, which every pod of the namespace uses unless told \
+                 otherwise; a dedicated service account is safer."
+                    .to_string(),
+            );
+        }
+    }
+    if issuer.trim() != issuer {
+        warnings.push("The issuer has surrounding whitespace; tokens never do.".to_string());
+    }
+    warnings
+}
+
 /// Caller input quoted in a message, bounded.
 pub fn shorten(text: &str) -> String {
     if text.chars().count() <= 80 {

@@ -714,3 +714,38 @@ async fn claims_matching_expressions_on(wisp: TestServer) {
     assert_eq!(back.status, 204, "{}", back.body);
     assert_eq!(admin.get(&format!("{fics}/second")).await.body["subject"], Value::Null);
 }
+
+#[tokio::test]
+async fn risky_credentials_are_written_with_warnings() {
+    let wisp = spawn_wisp().await;
+    let admin = wisp.admin().await;
+    let app = create_app(&admin, json!({"displayName": "linted"})).await;
+    let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
+    let warnings = |reply: &crate::support::Reply| -> Vec<String> {
+        reply.body["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+    };
+    let everything = admin
+        .post(&fics, json!({"name": "all", "issuer": GITHUB, "claimsMatchingExpression": {"value": "claims['sub'] matches '*'"}}))
+        .await;
+    assert_eq!(everything.status, 201);
+    assert!(warnings(&everything).iter().any(|w| w.contains("every subject")), "{}", everything.body);
+    let mutable = admin
+        .post(&fics, json!({"name": "mutable", "issuer": GITHUB, "subject": "repo:acme/app:ref:refs/heads/main"}))
+        .await;
+    assert!(warnings(&mutable).iter().any(|w| w.contains("immutable")), "{}", mutable.body);
+    let immutable = admin
+        .post(
+            &fics,
+            json!({"name": "immutable", "issuer": GITHUB, "subject": "repo:acme@12/app@34:ref:refs/heads/main"}),
+        )
+        .await;
+    assert!(warnings(&immutable).is_empty(), "{}", immutable.body);
+    let default_sa = admin
+        .post(&fics, json!({"name": "default-sa", "issuer": "https://k8s.example.test/", "subject": "system:serviceaccount:payments:default"}))
+        .await;
+    assert!(warnings(&default_sa).iter().any(|w| w.contains("'default' service account")), "{}", default_sa.body);
+    // A PATCH carries its advice in Warning headers.
+    let patched = admin.patch(&format!("{fics}/immutable"), json!({"subject": "repo:acme/app:environment:prod"})).await;
+    assert_eq!(patched.status, 204);
+    assert!(patched.headers.get_all("warning").iter().any(|w| w.to_str().unwrap().contains("immutable")));
+}

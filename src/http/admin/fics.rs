@@ -132,6 +132,13 @@ fn validate(fic: &FederatedCredential) -> Result<(), GraphError> {
     Ok(())
 }
 
+/// Write-time advice for a credential (the write still succeeds).
+fn lints(fic: &FederatedCredential) -> Vec<String> {
+    let everything =
+        fic.expression.as_ref().is_some_and(|e| crate::federation::expression::matches_everything(&e.compiled));
+    validation::fic_lints(&fic.issuer, fic.subject.as_deref(), everything)
+}
+
 /// Graph's rule for an issuer that is this directory itself (a managed identity
 /// as the credential): the subject must be the object id of a service principal
 /// in this tenant, and another wisp tenant's issuer is refused (identity and
@@ -246,7 +253,7 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
     };
     validate(&fic).or_fail(&caller)?;
     check_own_issuer(&app, &caller, &fic).await?;
-    let value = to_json(&format!("{}/$entity", owner.context), &fic);
+    let mut value = to_json(&format!("{}/$entity", owner.context), &fic);
     let audit = caller.audit(
         "Add federated identity credential",
         "FederatedIdentityCredential",
@@ -258,6 +265,7 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
         .create_federated_credential(owner.kind, &caller.tenant_id, &fic, app.max_fics_per_owner, &audit)
         .await
         .or_fail(&caller)?;
+    value["warnings"] = json!(lints(&fic));
     Ok(json_response(StatusCode::CREATED, value, Some(fic.version)))
 }
 
@@ -315,7 +323,16 @@ async fn update(
         Some(&to_json("", &after)),
     );
     app.store.update_federated_credential(&after, expected, &audit).await.or_fail(&caller)?;
-    Ok(no_content(Some(before.version + 1)))
+    let mut response = no_content(Some(before.version + 1));
+    // PATCH answers 204 as Graph does; advice rides in RFC 7234 Warning headers.
+    for warning in lints(&after) {
+        let ascii: String = warning.chars().map(|c| if c.is_ascii() && c != '"' { c } else { '\'' }).collect();
+        let text = format!("299 wisp \"{ascii}\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(axum::http::header::WARNING, value);
+        }
+    }
+    Ok(response)
 }
 
 async fn delete(app: AppState, caller: Caller, owner: Owner, fic: String, headers: HeaderMap) -> AdminResult {
