@@ -157,6 +157,53 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Each comparison of an expression, rendered as source, with the claim value
+/// it saw and whether it held — the "each sub-expression" of an explanation.
+pub fn explain_comparisons(expr: &Expr, claims: &Value) -> Vec<(String, String, bool)> {
+    match expr {
+        Expr::And { items } | Expr::Or { items } => items.iter().flat_map(|e| explain_comparisons(e, claims)).collect(),
+        Expr::Not { item } => explain_comparisons(item, claims),
+        Expr::Compare { path, .. } => {
+            let actual = path
+                .iter()
+                .try_fold(claims, |value, segment| value.get(segment))
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(no such claim)".to_string());
+            vec![(render(expr), actual, evaluate(expr, claims))]
+        }
+    }
+}
+
+/// A comparison as source text.
+fn render(expr: &Expr) -> String {
+    fn literal(value: &Literal) -> String {
+        match value {
+            Literal::String(s) => format!("'{}'", s.replace('\'', "''")),
+            Literal::Number(n) => n.to_string(),
+            Literal::Bool(b) => b.to_string(),
+            Literal::List(items) => format!("[{}]", items.iter().map(literal).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    match expr {
+        Expr::Compare { path, op, value } => {
+            let path: String = path.iter().map(|p| format!("['{}']", p.replace('\'', "''"))).collect();
+            let op = match op {
+                Op::Eq => "eq",
+                Op::Ne => "ne",
+                Op::Gt => "gt",
+                Op::Ge => "ge",
+                Op::Lt => "lt",
+                Op::Le => "le",
+                Op::Matches => "matches",
+                Op::StartsWith => "startsWith",
+                Op::In => "in",
+            };
+            format!("claims{path} {op} {}", literal(value))
+        }
+        _ => String::new(),
+    }
+}
+
 /// The claim paths an expression reads (for "the token has no claim …" hints).
 pub fn claim_paths(expr: &Expr) -> Vec<Vec<String>> {
     match expr {
@@ -556,6 +603,23 @@ mod tests {
         assert!(compile(&nots, 2).is_err());
         let many = vec!["claims['a'] eq 'x'"; MAX_COMPARISONS + 1].join(" and ");
         assert!(compile(&many, 2).unwrap_err().message.contains("comparisons"));
+    }
+
+    #[test]
+    fn comparisons_are_explained_one_by_one() {
+        let e = compile("claims['sub'] matches 'repo:acme/*' and not claims['groups'] in ['x', 'b']", 2).unwrap();
+        let parts = explain_comparisons(&e, &github());
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            parts[0],
+            (
+                "claims['sub'] matches 'repo:acme/*'".to_string(),
+                "\"repo:acme/app:environment:prod-eu\"".to_string(),
+                true
+            )
+        );
+        assert_eq!(parts[1].0, "claims['groups'] in ['x', 'b']");
+        assert!(parts[1].2, "the comparison itself holds; the 'not' around it fails the whole");
     }
 
     #[test]

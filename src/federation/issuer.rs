@@ -10,7 +10,7 @@
 //! (`--allow-private-issuer`). Redirects are never followed; responses and key
 //! counts are bounded.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -73,7 +73,7 @@ pub struct IssuerKeys {
     public_client: reqwest::Client,
     /// For allow-listed issuers: no address filter, plus the operator's roots.
     private_client: reqwest::Client,
-    allow_private: HashSet<String>,
+    allow_private: Vec<String>,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
@@ -96,7 +96,7 @@ impl IssuerKeys {
         Ok(Self {
             public_client,
             private_client: private.build()?,
-            allow_private: policy.allow_private.iter().cloned().collect(),
+            allow_private: policy.allow_private.clone(),
             entries: Mutex::default(),
         })
     }
@@ -149,23 +149,33 @@ impl IssuerKeys {
         }
     }
 
-    async fn fetch(&self, issuer: &str) -> Result<(Vec<Jwk>, Duration), FetchError> {
+    /// The `issuer` an issuer's discovery document names (for write-time
+    /// advice: a trailing slash or whitespace the issuer itself does not use).
+    /// Fetched under the same policy as keys.
+    pub async fn discovered_issuer(&self, issuer: &str) -> Result<Option<String>, FetchError> {
+        Ok(self.discovery(issuer.trim()).await?.0.issuer)
+    }
+
+    /// Fetches `{issuer}/.well-known/openid-configuration` under the SSRF policy.
+    async fn discovery(&self, issuer: &str) -> Result<(Discovery, bool, reqwest::Url), FetchError> {
         let issuer_url = reqwest::Url::parse(issuer).map_err(|_| FetchError::NotHttps)?;
         if issuer_url.scheme() != "https" {
             return Err(FetchError::NotHttps);
         }
-        let allowed = self.allow_private.contains(issuer);
+        // The discovery URL depends only on the issuer without its trailing
+        // slash, so an allow-listed issuer allows that one URL either way.
+        let allowed = self.allow_private.iter().any(|a| a.trim_end_matches('/') == issuer.trim_end_matches('/'));
         let client = if allowed { &self.private_client } else { &self.public_client };
         check_literal_host(&issuer_url, allowed)?;
         let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let (body, _) = get_bounded(client, &discovery_url, MAX_DISCOVERY_BYTES).await?;
-        #[derive(Deserialize)]
-        struct Discovery {
-            issuer: Option<String>,
-            jwks_uri: Option<String>,
-        }
         let discovery: Discovery = serde_json::from_slice(&body)
             .map_err(|_| FetchError::InvalidMetadata("the discovery document is not JSON".into()))?;
+        Ok((discovery, allowed, issuer_url))
+    }
+
+    async fn fetch(&self, issuer: &str) -> Result<(Vec<Jwk>, Duration), FetchError> {
+        let (discovery, allowed, issuer_url) = self.discovery(issuer).await?;
         if discovery.issuer.as_deref() != Some(issuer) {
             return Err(FetchError::InvalidMetadata(
                 "the discovery document names a different issuer than the token".into(),
@@ -237,6 +247,12 @@ pub fn parse_uploaded_jwks(jwks: &serde_json::Value) -> Result<Vec<Jwk>, String>
         return Err("the JWKS has no keys".into());
     }
     Ok(keys)
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
 }
 
 /// GET with a size cap; returns the body and the response's cache lifetime.

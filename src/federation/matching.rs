@@ -120,7 +120,7 @@ pub fn evaluate(
         issuer_ok |= issuer_passed;
         audience_ok |= issuer_passed && audience_passed;
         case_only |= issuer_passed && audience_passed && subject_case;
-        let checks = vec![
+        let mut checks = vec![
             Check {
                 check: "issuer",
                 expected: credential.issuer.clone(),
@@ -137,6 +137,12 @@ pub fn evaluate(
             },
             subject_check,
         ];
+        // An expression also shows each of its comparisons.
+        if let Some(expression) = &credential.expression {
+            for (comparison, actual, passed) in super::expression::explain_comparisons(&expression.compiled, claims) {
+                checks.push(Check { check: "comparison", expected: comparison, actual, passed, hint: None });
+            }
+        }
         let all = issuer_passed && audience_passed && subject_passed;
         if all && matched.is_none() {
             matched = Some(credential.clone());

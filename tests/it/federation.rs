@@ -527,13 +527,26 @@ async fn explain_shows_each_check_and_the_near_misses() {
     let admin = wisp.admin().await;
     let app = admin.post("/v1.0/applications", json!({"displayName": "explained"})).await.body;
     let fics = format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap());
-    admin.post(&fics, json!({"name": "slash", "issuer": format!("{}/", github.issuer), "subject": MAIN})).await;
-    admin
+    let slash =
+        admin.post(&fics, json!({"name": "slash", "issuer": format!("{}/", github.issuer), "subject": MAIN})).await;
+    let warnings = slash.body["warnings"].to_string();
+    assert!(
+        warnings.contains("discovery document names the issuer"),
+        "a trailing slash the issuer does not use: {}",
+        slash.body
+    );
+    let exact = admin
         .post(&fics, json!({"name": "case", "issuer": github.issuer, "subject": "repo:ACME/app:ref:refs/heads/main"}))
         .await;
+    assert!(!exact.body["warnings"].to_string().contains("discovery"), "{}", exact.body);
     admin
         .post(&fics, json!({"name": "shape", "issuer": github.issuer, "subject": "repo:acme/app:environment:prod"}))
         .await;
+    let expr = admin
+        .post(&fics, json!({"name": "expr", "issuer": github.issuer, "claimsMatchingExpression": {
+            "value": "claims['sub'] matches 'repo:acme/*' and claims['ref'] eq 'refs/heads/dev'", "languageVersion": 1}}))
+        .await;
+    assert_eq!(expr.status, 201, "{}", expr.body);
 
     let assertion = github.mint(github_claims(MAIN));
     let reply = admin.post(&format!("{fics}/evaluate"), json!({"assertion": assertion, "verifySignature": true})).await;
@@ -551,6 +564,23 @@ async fn explain_shows_each_check_and_the_near_misses() {
     assert!(hint("slash", "issuer").contains("trailing slash"));
     assert!(hint("case", "subject").contains("case"));
     assert!(hint("shape", "subject").contains("GitHub subject of another shape"));
+    let expr = answer["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credentialName"] == "expr")
+        .unwrap_or_else(|| panic!("{answer}"));
+    let comparisons: Vec<(&str, bool)> = expr["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "comparison")
+        .map(|c| (c["expected"].as_str().unwrap(), c["passed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        comparisons,
+        vec![("claims['sub'] matches 'repo:acme/*'", true), ("claims['ref'] eq 'refs/heads/dev'", false)]
+    );
 
     // Bare claims: a forged token is evaluated but clearly marked unverified.
     let forged = crate::fake_issuer::TestKey::rsa("k1").sign(&{

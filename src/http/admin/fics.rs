@@ -139,6 +139,26 @@ fn lints(fic: &FederatedCredential) -> Vec<String> {
     validation::fic_lints(&fic.issuer, fic.subject.as_deref(), everything)
 }
 
+/// When the issuer is reachable (under the same policy as token exchanges, and
+/// within three seconds), compares it with the issuer its discovery document
+/// names: tokens carry that one, so a trailing slash or whitespace the issuer
+/// does not use would make the credential never match.
+async fn discovery_lint(app: &AppState, caller: &Caller, fic: &FederatedCredential) -> Option<String> {
+    if fic.issuer == app.keys.issuer(&caller.tenant_id) {
+        return None;
+    }
+    let lookup = app.issuers.discovered_issuer(&fic.issuer);
+    let named = tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await.ok()?.ok()??;
+    (named != fic.issuer).then(|| {
+        format!(
+            "The issuer's discovery document names the issuer '{}', which its tokens carry; this credential expects '{}' \
+             and will not match them.",
+            validation::shorten(&named),
+            validation::shorten(&fic.issuer)
+        )
+    })
+}
+
 /// Graph's rule for an issuer that is this directory itself (a managed identity
 /// as the credential): the subject must be the object id of a service principal
 /// in this tenant, and another wisp tenant's issuer is refused (identity and
@@ -265,7 +285,9 @@ async fn create(app: AppState, caller: Caller, owner: Owner, body: Bytes) -> Adm
         .create_federated_credential(owner.kind, &caller.tenant_id, &fic, app.max_fics_per_owner, &audit)
         .await
         .or_fail(&caller)?;
-    value["warnings"] = json!(lints(&fic));
+    let mut warnings = lints(&fic);
+    warnings.extend(discovery_lint(&app, &caller, &fic).await);
+    value["warnings"] = json!(warnings);
     Ok(json_response(StatusCode::CREATED, value, Some(fic.version)))
 }
 
@@ -325,7 +347,11 @@ async fn update(
     app.store.update_federated_credential(&after, expected, &audit).await.or_fail(&caller)?;
     let mut response = no_content(Some(before.version + 1));
     // PATCH answers 204 as Graph does; advice rides in RFC 7234 Warning headers.
-    for warning in lints(&after) {
+    let mut warnings = lints(&after);
+    if after.issuer != before.issuer {
+        warnings.extend(discovery_lint(&app, &caller, &after).await);
+    }
+    for warning in warnings {
         let ascii: String = warning.chars().map(|c| if c.is_ascii() && c != '"' { c } else { '\'' }).collect();
         let text = format!("299 wisp \"{ascii}\"");
         if let Ok(value) = axum::http::HeaderValue::from_str(&text) {
