@@ -141,15 +141,8 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Que
         value.as_object_mut().expect("object").remove("@odata.context");
         values.push(value);
     }
-    let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#applications", app.public_url),
-        "value": values,
-    });
-    if listed.more {
-        let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/applications", app.public_url), &last));
-    }
-    Ok(json_response(StatusCode::OK, body, None))
+    let next = listed.more.then(|| listed.items.last().expect("a full page").id.to_string());
+    Ok(super::list_response(&app.public_url, "applications", json!(values), next, &query))
 }
 
 pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {

@@ -52,15 +52,14 @@ pub async fn list_identities(
     caller.require(Permission::ReadDirectory).or_fail(&caller)?;
     let page = query.page(IDENTITY_FILTERABLE).or_fail(&caller)?;
     let listed = app.store.managed_identities(&caller.tenant_id, &page).await.or_fail(&caller)?;
-    let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#managedIdentities", app.public_url),
-        "value": listed.items.iter().map(identity_json).collect::<Vec<_>>(),
-    });
-    if listed.more {
-        let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/managedIdentities", app.public_url), &last));
-    }
-    Ok(json_response(StatusCode::OK, body, None))
+    let next = listed.more.then(|| listed.items.last().expect("a full page").id.to_string());
+    Ok(super::list_response(
+        &app.public_url,
+        "managedIdentities",
+        json!(listed.items.iter().map(identity_json).collect::<Vec<_>>()),
+        next,
+        &query,
+    ))
 }
 
 pub async fn get_identity(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
@@ -254,15 +253,8 @@ pub async fn list_resources(
     for resource in &listed.items {
         values.push(resource_json(&app, resource).await.or_fail(&caller)?);
     }
-    let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#resources", app.public_url),
-        "value": values,
-    });
-    if listed.more {
-        let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/resources", app.public_url), &last));
-    }
-    Ok(json_response(StatusCode::OK, body, None))
+    let next = listed.more.then(|| listed.items.last().expect("a full page").id.to_string());
+    Ok(super::list_response(&app.public_url, "resources", json!(values), next, &query))
 }
 
 pub async fn get_resource(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {

@@ -340,6 +340,25 @@ pub fn json_response(status: StatusCode, body: serde_json::Value, version: Optio
     with_etag((status, axum::Json(body)).into_response(), version)
 }
 
+/// A Graph collection page: `@odata.context`, `value`, and `@odata.nextLink`
+/// when the page after the item `next_after` exists.
+pub fn list_response(
+    public_url: &str,
+    collection: &str,
+    values: serde_json::Value,
+    next_after: Option<String>,
+    query: &ListQuery,
+) -> Response {
+    let mut body = json!({
+        "@odata.context": format!("{public_url}/v1.0/$metadata#{collection}"),
+        "value": values,
+    });
+    if let Some(last) = next_after {
+        body["@odata.nextLink"] = json!(query.next_link(&format!("{public_url}/v1.0/{collection}"), &last));
+    }
+    json_response(StatusCode::OK, body, None)
+}
+
 /// 204 with an optional ETag (Graph answers PATCH with No Content).
 pub fn no_content(version: Option<i64>) -> Response {
     with_etag(StatusCode::NO_CONTENT.into_response(), version)

@@ -78,15 +78,8 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Que
     for sp in &listed.items {
         values.push(to_json(&app, sp).await.or_fail(&caller)?);
     }
-    let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#servicePrincipals", app.public_url),
-        "value": values,
-    });
-    if listed.more {
-        let last = listed.items.last().expect("a full page").id.to_string();
-        body["@odata.nextLink"] = json!(query.next_link(&format!("{}/v1.0/servicePrincipals", app.public_url), &last));
-    }
-    Ok(json_response(StatusCode::OK, body, None))
+    let next = listed.more.then(|| listed.items.last().expect("a full page").id.to_string());
+    Ok(super::list_response(&app.public_url, "servicePrincipals", json!(values), next, &query))
 }
 
 pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> AdminResult {
