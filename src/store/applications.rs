@@ -187,16 +187,13 @@ impl Store {
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM applications WHERE id = $1")
-            .bind(app.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((current,)) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        let current = super::checked_version(
+            &mut tx,
+            "SELECT version FROM applications WHERE id = $1",
+            &app.id.to_string(),
+            expected_version,
+        )
+        .await?;
         let updated = sqlx::query(
             "UPDATE applications SET display_name = $2, sign_in_audience = $3, version = version + 1 \
              WHERE id = $1 AND version = $4",
@@ -246,16 +243,13 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM applications WHERE id = $1")
-            .bind(app.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((current,)) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        super::checked_version(
+            &mut tx,
+            "SELECT version FROM applications WHERE id = $1",
+            &app.id.to_string(),
+            expected_version,
+        )
+        .await?;
         sqlx::query("DELETE FROM federated_identity_credentials WHERE owner_id = $1")
             .bind(app.id.to_string())
             .execute(&mut *tx)

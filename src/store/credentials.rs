@@ -188,17 +188,13 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM federated_identity_credentials WHERE id = $1")
-                .bind(fic.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((current,)) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        let current = super::checked_version(
+            &mut tx,
+            "SELECT version FROM federated_identity_credentials WHERE id = $1",
+            &fic.id.to_string(),
+            expected_version,
+        )
+        .await?;
         let updated = sqlx::query(
             "UPDATE federated_identity_credentials SET issuer = $2, subject = $3, audiences = $4, description = $5, \
              expression = $7, expression_language = $8, expression_compiled = $9, \
@@ -233,17 +229,13 @@ impl Store {
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM federated_identity_credentials WHERE id = $1")
-                .bind(fic.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((current,)) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        super::checked_version(
+            &mut tx,
+            "SELECT version FROM federated_identity_credentials WHERE id = $1",
+            &fic.id.to_string(),
+            expected_version,
+        )
+        .await?;
         sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
             .bind(fic.id.to_string())
             .execute(&mut *tx)

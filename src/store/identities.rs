@@ -215,14 +215,13 @@ impl Store {
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM compute_resources WHERE id = $1")
-            .bind(resource.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((current,)) = current else { return Err(StoreError::NotFound) };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        let current = super::checked_version(
+            &mut tx,
+            "SELECT version FROM compute_resources WHERE id = $1",
+            &resource.id.to_string(),
+            expected_version,
+        )
+        .await?;
         if let Some(identity) = new_system_identity {
             insert_identity(&mut tx, identity).await?;
         }

@@ -4,7 +4,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
-use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
+use super::{Result, Store, conflict_on_unique, parse_id};
 
 /// An uploaded issuer key set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,14 +86,13 @@ impl Store {
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
-        let current: Option<(i64,)> = sqlx::query_as("SELECT version FROM federated_issuers WHERE id = $1")
-            .bind(issuer.id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((current,)) = current else { return Err(StoreError::NotFound) };
-        if expected_version.is_some_and(|v| v != current) {
-            return Err(StoreError::PreconditionFailed);
-        }
+        let current = super::checked_version(
+            &mut tx,
+            "SELECT version FROM federated_issuers WHERE id = $1",
+            &issuer.id.to_string(),
+            expected_version,
+        )
+        .await?;
         sqlx::query("UPDATE federated_issuers SET jwks = $2, version = version + 1 WHERE id = $1 AND version = $3")
             .bind(issuer.id.to_string())
             .bind(&issuer.jwks)

@@ -240,6 +240,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The version of row `id` (read by `select`, e.g. `SELECT version FROM
+/// applications WHERE id = $1`) inside the caller's transaction, checked
+/// against the version the caller read (its ETag) when it gave one.
+async fn checked_version(
+    conn: &mut sqlx::AnyConnection,
+    select: &'static str,
+    id: &str,
+    expected: Option<i64>,
+) -> Result<i64> {
+    let current: Option<(i64,)> = sqlx::query_as(select).bind(id).fetch_optional(&mut *conn).await?;
+    let Some((current,)) = current else { return Err(StoreError::NotFound) };
+    if expected.is_some_and(|v| v != current) {
+        return Err(StoreError::PreconditionFailed);
+    }
+    Ok(current)
+}
+
 /// Parses a stored GUID column.
 fn parse_id(text: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("not a GUID: {text:?}")))
