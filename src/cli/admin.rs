@@ -247,6 +247,13 @@ pub enum TenantCommand {
         name: String,
     },
     List,
+    /// Show, or set, the algorithm the tenant's tokens are signed with. RS256 is
+    /// the default and what every Entra client expects; ES256 and EdDSA are far
+    /// cheaper to sign, for resource servers that accept them.
+    SigningAlgorithm {
+        #[arg(value_parser = ["RS256", "ES256", "EdDSA"])]
+        algorithm: Option<String>,
+    },
 }
 
 /// Prints `value` as JSON, or as a table of `columns` (header, JSON pointer).
@@ -812,6 +819,13 @@ pub async fn tenant(args: &AdminArgs, command: &TenantCommand) -> anyhow::Result
         TenantCommand::List => {
             let listed = client.get("/v1.0/tenants").await?;
             print(args.output, &listed, TENANT_COLUMNS);
+        }
+        TenantCommand::SigningAlgorithm { algorithm } => {
+            if let Some(algorithm) = algorithm {
+                client.patch("/v1.0/policies/tokenSigning", &json!({"algorithm": algorithm}), None).await?;
+            }
+            let current = client.get("/v1.0/policies/tokenSigning").await?;
+            print(args.output, &current, &[("ALGORITHM", "/algorithm"), ("SIGNING KEY", "/signingKeyId")]);
         }
     }
     Ok(())

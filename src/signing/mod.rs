@@ -154,11 +154,12 @@ impl KeyRing {
     pub fn generate_stored_key(
         &self,
         tenant_id: &Uuid,
+        algorithm: Algorithm,
         state: NewKeyState,
         now: i64,
     ) -> Result<StoredSigningKey, KeyRingError> {
         let GeneratedKey { key, pkcs8_der } =
-            SigningKey::generate(&format!("wisp token signing, tenant {tenant_id}"), now)?;
+            SigningKey::generate(algorithm, &format!("wisp token signing, tenant {tenant_id}"), now)?;
         let sealed_private_key = self.master_key.seal(key.kid().as_bytes(), &pkcs8_der);
         Ok(StoredSigningKey {
             kid: key.kid().to_string(),
@@ -173,11 +174,12 @@ impl KeyRing {
         })
     }
 
-    /// The first keys of a new tenant: one that signs and the next one, published.
+    /// The first keys of a new tenant (RS256, the default): one that signs and the
+    /// next one, published.
     pub fn initial_keys(&self, tenant_id: &Uuid, now: i64) -> Result<Vec<StoredSigningKey>, KeyRingError> {
         Ok(vec![
-            self.generate_stored_key(tenant_id, NewKeyState::Current, now)?,
-            self.generate_stored_key(tenant_id, NewKeyState::Next, now)?,
+            self.generate_stored_key(tenant_id, Algorithm::Rs256, NewKeyState::Current, now)?,
+            self.generate_stored_key(tenant_id, Algorithm::Rs256, NewKeyState::Next, now)?,
         ])
     }
 
@@ -201,11 +203,15 @@ impl KeyRing {
 
     /// Applies the rotation plan for one tenant. `false`: nothing to do, or another
     /// process changed the key set first (it wins; we reload its result).
-    async fn maintain_tenant(&self, tenant_id: &Uuid, now: i64) -> Result<bool, KeyRingError> {
+    pub async fn maintain_tenant(&self, tenant_id: &Uuid, now: i64) -> Result<bool, KeyRingError> {
         let Some((generation, stored)) = self.store.signing_keys(&tenant_id.to_string()).await? else {
             return Ok(false);
         };
-        let plan = rotation::plan(&stored, &self.policy, now);
+        let algorithm = self.store.token_signing_algorithm(tenant_id).await?;
+        let Some(parsed) = Algorithm::parse(&algorithm) else {
+            return Err(KeyError::Algorithm(algorithm).into());
+        };
+        let plan = rotation::plan(&stored, &self.policy, &algorithm, now);
         if plan.is_empty() {
             return Ok(false);
         }
@@ -213,7 +219,7 @@ impl KeyRing {
         let insert = plan
             .generate
             .iter()
-            .map(|state| self.generate_stored_key(tenant_id, *state, now))
+            .map(|state| self.generate_stored_key(tenant_id, parsed, *state, now))
             .collect::<Result<Vec<_>, _>>()?;
         let change = KeyChange { delete: plan.delete, retire: plan.retire, activate: plan.activate, insert };
         let applied = self.store.apply_key_change(&tenant_id.to_string(), generation, &change, now).await?;

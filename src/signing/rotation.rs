@@ -69,10 +69,17 @@ impl KeyPlan {
     }
 }
 
-/// Decides what a tenant's key set needs at `now`.
-pub fn plan(keys: &[StoredSigningKey], policy: &RotationPolicy, now: i64) -> KeyPlan {
+/// Decides what a tenant's key set needs at `now`, for tokens signed with
+/// `algorithm` (the tenant's choice).
+///
+/// A change of algorithm takes effect at once: the old current key retires (it
+/// stays published until its tokens expire), a next key of the old algorithm is
+/// dropped (it signed nothing), and a key of the new algorithm signs from now
+/// on. Resource servers meet an unknown `kid` and refetch the JWKS, as they do
+/// after any unscheduled rotation.
+pub fn plan(keys: &[StoredSigningKey], policy: &RotationPolicy, algorithm: &str, now: i64) -> KeyPlan {
     let current = keys.iter().find(|k| k.state == "current");
-    let next = keys.iter().find(|k| k.state == "next");
+    let mut next = keys.iter().find(|k| k.state == "next");
     let mut plan = KeyPlan {
         delete: keys
             .iter()
@@ -81,6 +88,21 @@ pub fn plan(keys: &[StoredSigningKey], policy: &RotationPolicy, now: i64) -> Key
             .collect(),
         ..KeyPlan::default()
     };
+    if let Some(stale) = next.filter(|k| k.algorithm != algorithm) {
+        plan.delete.push(stale.kid.clone());
+        next = None;
+    }
+    if let Some(stale) = current.filter(|k| k.algorithm != algorithm) {
+        plan.retire = Some((stale.kid.clone(), now + policy.retain_after_retire));
+        match next {
+            Some(next) => {
+                plan.activate = Some(next.kid.clone());
+                plan.generate = vec![NewKeyState::Next];
+            }
+            None => plan.generate = vec![NewKeyState::Current, NewKeyState::Next],
+        }
+        return plan;
+    }
     match (current, next) {
         // A tenant without keys (not made by wisp's own tenant creation): a key
         // nobody can have cached yet may sign at once.
@@ -115,10 +137,21 @@ mod tests {
         activated_at: Option<i64>,
         retire_at: Option<i64>,
     ) -> StoredSigningKey {
+        key_of("RS256", kid, state, created_at, activated_at, retire_at)
+    }
+
+    fn key_of(
+        algorithm: &str,
+        kid: &str,
+        state: &str,
+        created_at: i64,
+        activated_at: Option<i64>,
+        retire_at: Option<i64>,
+    ) -> StoredSigningKey {
         StoredSigningKey {
             kid: kid.into(),
             tenant_id: "t".into(),
-            algorithm: "RS256".into(),
+            algorithm: algorithm.into(),
             state: state.into(),
             certificate: vec![],
             sealed_private_key: vec![],
@@ -132,8 +165,8 @@ mod tests {
     fn a_fresh_key_set_is_left_alone_until_the_period_ends() {
         let policy = RotationPolicy::every(30 * DAY);
         let keys = [key("a", "current", 0, Some(0), None), key("b", "next", 0, None, None)];
-        assert!(plan(&keys, &policy, 30 * DAY - 1).is_empty());
-        let due = plan(&keys, &policy, 30 * DAY);
+        assert!(plan(&keys, &policy, "RS256", 30 * DAY - 1).is_empty());
+        let due = plan(&keys, &policy, "RS256", 30 * DAY);
         assert_eq!(due.retire, Some(("a".into(), 30 * DAY + MAX_TOKEN_LIFETIME_SECS + CLOCK_SKEW_SECS)));
         assert_eq!(due.activate.as_deref(), Some("b"));
         assert_eq!(due.generate, vec![NewKeyState::Next]);
@@ -145,8 +178,8 @@ mod tests {
         assert_eq!(policy.publish_ahead, DAY);
         // The current key is overdue but the next key appeared an hour ago.
         let keys = [key("a", "current", 0, Some(0), None), key("b", "next", 40 * DAY, None, None)];
-        assert!(plan(&keys, &policy, 40 * DAY + 3600).is_empty());
-        assert_eq!(plan(&keys, &policy, 41 * DAY).activate.as_deref(), Some("b"));
+        assert!(plan(&keys, &policy, "RS256", 40 * DAY + 3600).is_empty());
+        assert_eq!(plan(&keys, &policy, "RS256", 41 * DAY).activate.as_deref(), Some("b"));
     }
 
     #[test]
@@ -157,19 +190,45 @@ mod tests {
             key("b", "current", 0, Some(30 * DAY), None),
             key("c", "next", 30 * DAY, None, None),
         ];
-        assert!(plan(&keys, &policy, 31 * DAY - 1).is_empty());
-        assert_eq!(plan(&keys, &policy, 31 * DAY).delete, vec!["a".to_string()]);
+        assert!(plan(&keys, &policy, "RS256", 31 * DAY - 1).is_empty());
+        assert_eq!(plan(&keys, &policy, "RS256", 31 * DAY).delete, vec!["a".to_string()]);
     }
 
     #[test]
     fn missing_keys_are_made_good() {
         let policy = RotationPolicy::every(30 * DAY);
-        assert_eq!(plan(&[], &policy, 5).generate, vec![NewKeyState::Current, NewKeyState::Next]);
+        assert_eq!(plan(&[], &policy, "RS256", 5).generate, vec![NewKeyState::Current, NewKeyState::Next]);
         let only_current = [key("a", "current", 0, Some(0), None)];
-        assert_eq!(plan(&only_current, &policy, 5).generate, vec![NewKeyState::Next]);
+        assert_eq!(plan(&only_current, &policy, "RS256", 5).generate, vec![NewKeyState::Next]);
         let only_next = [key("b", "next", 0, None, None)];
-        let p = plan(&only_next, &policy, 5);
+        let p = plan(&only_next, &policy, "RS256", 5);
         assert_eq!(p.activate.as_deref(), Some("b"));
         assert_eq!(p.generate, vec![NewKeyState::Next]);
+    }
+
+    #[test]
+    fn a_new_algorithm_signs_at_once_and_the_old_key_stays_published() {
+        let policy = RotationPolicy::every(30 * DAY);
+        let keys = [key("a", "current", 0, Some(0), None), key("b", "next", 0, None, None)];
+        let switch = plan(&keys, &policy, "ES256", DAY);
+        assert_eq!(switch.delete, vec!["b".to_string()]);
+        assert_eq!(switch.retire, Some(("a".into(), DAY + policy.retain_after_retire)));
+        assert_eq!(switch.activate, None);
+        assert_eq!(switch.generate, vec![NewKeyState::Current, NewKeyState::Next]);
+
+        // Half done elsewhere (the next key already has the new algorithm): promote it.
+        let keys = [key("a", "current", 0, Some(0), None), key_of("ES256", "b", "next", DAY, None, None)];
+        let switch = plan(&keys, &policy, "ES256", DAY);
+        assert!(switch.delete.is_empty());
+        assert_eq!(switch.activate.as_deref(), Some("b"));
+        assert_eq!(switch.generate, vec![NewKeyState::Next]);
+
+        // Settled: nothing more to do.
+        let keys = [
+            key("a", "previous", 0, Some(0), Some(3 * DAY)),
+            key_of("ES256", "c", "current", DAY, Some(DAY), None),
+            key_of("ES256", "d", "next", DAY, None, None),
+        ];
+        assert!(plan(&keys, &policy, "ES256", 2 * DAY).is_empty());
     }
 }

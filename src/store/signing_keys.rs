@@ -37,7 +37,8 @@ impl std::fmt::Debug for StoredSigningKey {
 /// One atomic change to a tenant's key set, applied in this order.
 #[derive(Debug, Default)]
 pub struct KeyChange {
-    /// Keys to drop from the JWKS (previous keys whose tokens have all expired).
+    /// Keys to drop from the JWKS: previous keys whose tokens have all expired, or
+    /// a next key of an algorithm the tenant no longer uses.
     pub delete: Vec<String>,
     /// The current key to demote to `previous`, published until `retire_at`.
     pub retire: Option<(String, i64)>,
@@ -70,8 +71,8 @@ impl Store {
     }
 
     /// Tenants whose key set needs attention at `now`: a current key activated at or
-    /// before `rotate_if_activated_before`, a previous key past its retirement, or no
-    /// next key.
+    /// before `rotate_if_activated_before`, a previous key past its retirement, no
+    /// next or current key, or an active key of another algorithm than the tenant's.
     pub async fn tenants_due_for_key_maintenance(
         &self,
         rotate_if_activated_before: i64,
@@ -83,7 +84,9 @@ impl Store {
                         ((k.state = 'current' AND k.activated_at <= $1) OR \
                          (k.state = 'previous' AND k.retire_at <= $2))) \
                OR NOT EXISTS (SELECT 1 FROM signing_keys k WHERE k.tenant_id = t.id AND k.state = 'next') \
-               OR NOT EXISTS (SELECT 1 FROM signing_keys k WHERE k.tenant_id = t.id AND k.state = 'current')",
+               OR NOT EXISTS (SELECT 1 FROM signing_keys k WHERE k.tenant_id = t.id AND k.state = 'current') \
+               OR EXISTS (SELECT 1 FROM signing_keys k WHERE k.tenant_id = t.id AND \
+                        k.state IN ('current', 'next') AND k.algorithm <> t.token_signing_algorithm)",
         )
         .bind(rotate_if_activated_before)
         .bind(now)
@@ -115,7 +118,8 @@ impl Store {
             return Ok(false);
         }
         for kid in &change.delete {
-            sqlx::query("DELETE FROM signing_keys WHERE tenant_id = $1 AND kid = $2 AND state = 'previous'")
+            // Never the current key: a next key (which signed nothing) may go.
+            sqlx::query("DELETE FROM signing_keys WHERE tenant_id = $1 AND kid = $2 AND state <> 'current'")
                 .bind(tenant_id)
                 .bind(kid)
                 .execute(&mut *tx)

@@ -44,6 +44,36 @@ impl Store {
         rows.into_iter().map(Tenant::try_from).collect()
     }
 
+    /// The JWS algorithm the tenant's tokens are signed with (`RS256` unless changed).
+    pub async fn token_signing_algorithm(&self, id: &uuid::Uuid) -> Result<String> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT token_signing_algorithm FROM tenants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.ok_or(super::StoreError::NotFound)?.0)
+    }
+
+    /// Changes the tenant's token signing algorithm; key maintenance then replaces
+    /// its keys (see `signing::rotation::plan`).
+    pub async fn set_token_signing_algorithm(
+        &self,
+        id: &uuid::Uuid,
+        algorithm: &str,
+        audit: &super::DirectoryAudit,
+    ) -> Result<()> {
+        use sqlx::Connection;
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("UPDATE tenants SET token_signing_algorithm = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(algorithm)
+            .execute(&mut *tx)
+            .await?;
+        super::audit::insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The tenant's credential policy.
     pub async fn tenant_policy(&self, id: &uuid::Uuid) -> Result<TenantPolicy> {
         let row: Option<(i64,)> = sqlx::query_as("SELECT block_password_credentials FROM tenants WHERE id = $1")

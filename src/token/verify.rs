@@ -1,8 +1,8 @@
 //! Verifying wisp's own access tokens when they come back (admin API bearer
-//! tokens): RS256 only, a `kid` the tenant publishes, wisp's issuer, the time
-//! window. No network, no trust in anything the token says before its
-//! signature checks out — except which tenant's keys to try, which is
-//! re-checked against the verified `tid` and `iss`.
+//! tokens): a `kid` the tenant publishes and exactly that key's algorithm,
+//! wisp's issuer, the time window. No network, no trust in anything the token
+//! says before its signature checks out — except which tenant's keys to try,
+//! which is re-checked against the verified `tid` and `iss`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -72,10 +72,11 @@ pub fn verify(keys: &TenantKeys, issuer: &str, token: &str, now: i64) -> Result<
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or(VerifyError::Malformed)?;
-    if header.alg != "RS256" {
+    let key = header.kid.as_deref().and_then(|kid| keys.key(kid)).ok_or(VerifyError::UnknownKey)?;
+    // The key decides the algorithm; a header naming another one is refused.
+    if header.alg != key.algorithm().as_str() {
         return Err(VerifyError::Algorithm);
     }
-    let key = header.kid.as_deref().and_then(|kid| keys.key(kid)).ok_or(VerifyError::UnknownKey)?;
     let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| VerifyError::Malformed)?;
     let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
     if !key.verify(signing_input.as_bytes(), &signature) {

@@ -102,3 +102,58 @@ async fn keys_sealed_under_another_master_key_do_not_load() {
         assert!(err.contains("cannot be opened"), "{}: {err}", db.backend);
     }
 }
+
+#[tokio::test]
+async fn a_tenant_can_sign_its_tokens_with_es256_or_eddsa() {
+    let wisp = crate::support::spawn_wisp().await;
+    let admin = wisp.admin().await;
+    let tenant = wisp.tenant_id();
+    let (client_id, secret) = wisp.admin_credentials();
+    let policy = admin.get("/v1.0/policies/tokenSigning").await;
+    assert_eq!(policy.body["algorithm"], "RS256", "{}", policy.body);
+
+    for bad in ["HS256", "none", "es256", ""] {
+        let refused = admin.patch("/v1.0/policies/tokenSigning", serde_json::json!({"algorithm": bad})).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+    }
+
+    let mut kids_seen = Vec::new();
+    for (name, alg) in [
+        ("ES256", jsonwebtoken::Algorithm::ES256),
+        ("EdDSA", jsonwebtoken::Algorithm::EdDSA),
+        ("RS256", jsonwebtoken::Algorithm::RS256),
+    ] {
+        let changed = admin.patch("/v1.0/policies/tokenSigning", serde_json::json!({"algorithm": name})).await;
+        assert_eq!(changed.status, 204, "{name}: {}", changed.body);
+        // The very next token is signed with the new algorithm …
+        let response = wisp.token_with_secret(&tenant, &client_id, &secret, "api://wisp-admin/.default").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.alg, alg, "{name}");
+        let kid = header.kid.unwrap();
+        assert!(!kids_seen.contains(&kid), "{name} signs with a new key");
+        kids_seen.push(kid.clone());
+        // … by a key the JWKS publishes, which verifies it …
+        let jwks: Value = wisp.get(&format!("/{tenant}/discovery/v2.0/keys")).await.json().await.unwrap();
+        let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).expect("published");
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.validate_aud = false; // the admin API's appId; the signature is what counts here
+        validation.set_issuer(&[format!("{}/{tenant}/v2.0", wisp.base_url)]);
+        jsonwebtoken::decode::<Value>(token, &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(), &validation)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // … and wisp accepts it back (the admin API verifies its own tokens).
+        let session = crate::support::Admin { token: token.to_string(), ..admin.clone() };
+        assert_eq!(session.get("/v1.0/policies/tokenSigning").await.body["algorithm"], name);
+        // Tokens signed before the change keep verifying: the old keys stay published.
+        assert_eq!(admin.get("/v1.0/applications").await.status, 200, "{name}");
+        let published = kids(&serde_json::to_vec(&jwks).unwrap());
+        assert!(kids_seen.iter().all(|k| published.contains(k)), "{name}: {published:?}");
+    }
+    // Setting the same algorithm again changes nothing.
+    let before = admin.get("/v1.0/policies/tokenSigning").await.body["signingKeyId"].clone();
+    assert_eq!(admin.patch("/v1.0/policies/tokenSigning", serde_json::json!({"algorithm": "RS256"})).await.status, 204);
+    assert_eq!(admin.get("/v1.0/policies/tokenSigning").await.body["signingKeyId"], before);
+}

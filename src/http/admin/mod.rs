@@ -80,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1.0/federatedIssuers", get(issuers::list).post(issuers::create))
         .route("/v1.0/federatedIssuers/{id}", get(issuers::get).patch(issuers::update).delete(issuers::delete))
         .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
+        .route("/v1.0/policies/tokenSigning", get(tenants::get_token_signing).patch(tenants::update_token_signing))
 }
 
 /// What a caller may do, from the roles in its admin token.

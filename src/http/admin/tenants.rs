@@ -116,3 +116,64 @@ pub async fn update_policy(State(app): State<AppState>, caller: Caller, body: By
     app.store.set_tenant_policy(&caller.tenant_id, &policy, &audit).await.or_fail(&caller)?;
     Ok(super::no_content(None))
 }
+
+/// `GET /v1.0/policies/tokenSigning`: the algorithm the tenant's tokens are signed with.
+pub async fn get_token_signing(State(app): State<AppState>, caller: Caller) -> AdminResult {
+    caller.require(Permission::ReadDirectory).or_fail(&caller)?;
+    let algorithm = app.store.token_signing_algorithm(&caller.tenant_id).await.or_fail(&caller)?;
+    let keys = app.keys.tenant(&caller.tenant_id).await.map_err(key_ring_failure).or_fail(&caller)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "algorithm": algorithm,
+            "signingKeyId": keys.as_ref().map(|k| k.current.kid().to_string()),
+            "supportedAlgorithms": crate::signing::Algorithm::ALL.map(|a| a.as_str()),
+        }),
+        None,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSigningBody {
+    algorithm: String,
+}
+
+/// `PATCH /v1.0/policies/tokenSigning`: sign this tenant's tokens with RS256
+/// (the default, Entra's), ES256 or EdDSA. Effective for the next token: the
+/// keys are replaced before the answer (the old key stays published until its
+/// tokens expire).
+pub async fn update_token_signing(State(app): State<AppState>, caller: Caller, body: Bytes) -> AdminResult {
+    caller.require(Permission::WriteDirectory).or_fail(&caller)?;
+    let body: TokenSigningBody = parse_body(&body).or_fail(&caller)?;
+    let Some(algorithm) = crate::signing::Algorithm::parse(&body.algorithm) else {
+        return Err(GraphError::bad_request(format!(
+            "algorithm must be one of RS256, ES256, EdDSA (got '{}')",
+            crate::directory::validation::shorten(&body.algorithm)
+        )))
+        .or_fail(&caller);
+    };
+    let before = app.store.token_signing_algorithm(&caller.tenant_id).await.or_fail(&caller)?;
+    if before != algorithm.as_str() {
+        let audit = caller.audit(
+            "Update token signing policy",
+            "Policy",
+            &caller.tenant_id.to_string(),
+            Some(&json!({"algorithm": before})),
+            Some(&json!({"algorithm": algorithm.as_str()})),
+        );
+        app.store.set_token_signing_algorithm(&caller.tenant_id, algorithm.as_str(), &audit).await.or_fail(&caller)?;
+    }
+    let now = crate::clock::now();
+    let rekey = async {
+        app.keys.maintain_tenant(&caller.tenant_id, now).await?;
+        app.keys.refresh().await
+    };
+    rekey.await.map_err(key_ring_failure).or_fail(&caller)?;
+    Ok(super::no_content(None))
+}
+
+fn key_ring_failure(error: crate::signing::KeyRingError) -> GraphError {
+    tracing::error!(%error, "signing keys unavailable");
+    GraphError::unavailable()
+}
