@@ -5,6 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::crypto::MasterKey;
+use crate::directory::cache::DirectoryCache;
 use crate::federation::IssuerKeys;
 use crate::signin::SignInLog;
 use crate::signing::KeyRing;
@@ -15,6 +16,8 @@ pub struct App {
     /// Scheme, host and port clients use, without a trailing slash.
     pub public_url: String,
     pub store: Store,
+    /// The directory as the token path reads it: cached, invalidated on change.
+    pub directory: DirectoryCache,
     pub master_key: Arc<MasterKey>,
     pub keys: KeyRing,
     pub metrics: PrometheusHandle,

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::app::{App, AppState};
 use crate::bootstrap::{BootstrapInfo, bootstrap_if_empty};
 use crate::config::{Config, TlsMode};
+use crate::directory::cache::DirectoryCache;
 use crate::crypto::MasterKey;
 use crate::datadir::DataDir;
 use crate::federation::{IssuerKeys, IssuerPolicy};
@@ -42,7 +43,8 @@ pub struct Server {
     pub app: AppState,
     handle: axum_server::Handle<SocketAddr>,
     serving: JoinHandle<std::io::Result<()>>,
-    maintenance: JoinHandle<()>,
+    /// Key maintenance and directory-change watchers; aborted at shutdown.
+    background: Vec<JoinHandle<()>>,
     sign_in_writer: JoinHandle<()>,
 }
 
@@ -103,6 +105,7 @@ impl Server {
         let app: AppState = Arc::new(App {
             public_url: config.public_url.clone(),
             store: store.clone(),
+            directory: DirectoryCache::new(store.clone()),
             master_key,
             keys,
             metrics: telemetry::metrics_handle(),
@@ -132,7 +135,9 @@ impl Server {
                 tokio::spawn(server.serve(make_service))
             }
         };
-        let maintenance = tokio::spawn(maintain_keys(app.clone()));
+        // Key rotation, and other processes' directory changes (cache invalidation).
+        let mut background = vec![tokio::spawn(maintain_keys(app.clone()))];
+        background.extend(store.watch_directory_changes());
         tracing::info!(listen = %local_addr, public_url = %config.public_url,
             database = %redact_url(&database_url), "wisp is serving");
         Ok(Server {
@@ -143,7 +148,7 @@ impl Server {
             app,
             handle,
             serving,
-            maintenance,
+            background,
             sign_in_writer,
         })
     }
@@ -151,8 +156,10 @@ impl Server {
     /// Stops accepting connections, lets in-flight requests finish (bounded), and
     /// closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.maintenance.abort();
-        let _ = self.maintenance.await;
+        for task in self.background {
+            task.abort();
+            let _ = task.await;
+        }
         self.handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
         let served = self.serving.await.context("the server task panicked")?;
         // The last handle to the sign-in log goes with the app; the writer then

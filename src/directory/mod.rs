@@ -2,6 +2,7 @@
 //! No SQL, no HTTP.
 
 pub mod builtin;
+pub mod cache;
 pub mod validation;
 
 use serde::{Deserialize, Serialize};

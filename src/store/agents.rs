@@ -54,7 +54,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -103,7 +103,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(Ok(Agent {
             id: *agent_id,
             tenant_id: parse_id(&tenant_id)?,

@@ -108,7 +108,7 @@ impl Store {
         insert_application(&mut tx, &new).await?;
         write_app_attributes(&mut tx, app).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -229,7 +229,7 @@ impl Store {
             super::credentials::insert_key_credential(&mut tx, &app.id, key, certificate).await?;
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(current + 1)
     }
 
@@ -261,7 +261,7 @@ impl Store {
             .await?;
         sqlx::query("DELETE FROM applications WHERE id = $1").bind(app.id.to_string()).execute(&mut *tx).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -271,7 +271,7 @@ impl Store {
         let mut tx = conn.begin().await?;
         insert_password_credential(&mut tx, cred).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl Store {
             .rows_affected();
         if removed == 1 {
             insert_audit(&mut tx, audit).await?;
-            tx.commit().await?;
+            self.commit_directory_change(tx).await?;
         }
         Ok(removed == 1)
     }

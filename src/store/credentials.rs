@@ -174,7 +174,7 @@ impl Store {
         .await
         .map_err(conflict_on_unique(duplicate_pair()))?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -217,7 +217,7 @@ impl Store {
             return Err(StoreError::PreconditionFailed);
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -241,7 +241,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 

@@ -54,7 +54,7 @@ impl Store {
         let mut tx = conn.begin().await?;
         insert_identity(&mut tx, identity).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -118,7 +118,7 @@ impl Store {
         let mut tx = conn.begin().await?;
         delete_identity(&mut tx, identity).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -149,7 +149,7 @@ impl Store {
         .map_err(conflict_on_unique(format!("A resource named '{}' already exists in this tenant.", resource.name)))?;
         write_attachments(&mut tx, resource).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -246,7 +246,7 @@ impl Store {
             .await?;
         write_attachments(&mut tx, resource).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(current + 1)
     }
 
@@ -267,7 +267,7 @@ impl Store {
             delete_identity(&mut tx, identity).await?;
         }
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 }

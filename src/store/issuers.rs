@@ -73,7 +73,7 @@ impl Store {
         .await
         .map_err(conflict_on_unique(format!("Keys for the issuer '{}' are already uploaded in this tenant.", issuer.issuer)))?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -100,7 +100,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(current + 1)
     }
 
@@ -112,7 +112,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 mod agents;
 mod applications;
 mod audit;
+mod changes;
 mod credentials;
 mod identities;
 mod issuers;
@@ -21,6 +22,7 @@ mod tenants;
 pub use agents::{Agent, EnrollRefusal, NewJoinToken};
 pub use applications::{KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential};
 pub use audit::DirectoryAudit;
+pub use changes::POLL_INTERVAL as DIRECTORY_POLL_INTERVAL;
 pub use credentials::FicOwner;
 pub use issuers::UploadedIssuer;
 pub use sign_ins::{SignInQuery, SignInRow};
@@ -155,6 +157,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    changes: std::sync::Arc<changes::Changes>,
 }
 
 impl Store {
@@ -193,7 +196,8 @@ impl Store {
             pool = pool.after_connect(|conn, _meta| Box::pin(set_sqlite_pragmas(conn)));
         }
         let pool = pool.connect_with(options).await.map_err(StoreError::Connect)?;
-        Ok(Self { pool, backend })
+        let changes = changes::Changes::new((backend == Backend::Postgres).then(|| url.to_string()));
+        Ok(Self { pool, backend, changes })
     }
 
     /// Brings the schema up to date. Safe to run from several processes at once:

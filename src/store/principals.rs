@@ -117,7 +117,7 @@ impl Store {
         )
         .await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -133,7 +133,7 @@ impl Store {
             .rows_affected();
         if deleted == 1 {
             insert_audit(&mut tx, audit).await?;
-            tx.commit().await?;
+            self.commit_directory_change(tx).await?;
         }
         Ok(deleted == 1)
     }
@@ -147,7 +147,7 @@ impl Store {
         let mut tx = conn.begin().await?;
         insert_app_role_assignment(&mut tx, assignment).await?;
         insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -198,7 +198,7 @@ impl Store {
                 .rows_affected();
         if deleted == 1 {
             insert_audit(&mut tx, audit).await?;
-            tx.commit().await?;
+            self.commit_directory_change(tx).await?;
         }
         Ok(deleted == 1)
     }

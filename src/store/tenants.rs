@@ -70,7 +70,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         super::audit::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -99,7 +99,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         super::audit::insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -142,7 +142,7 @@ impl Store {
         if let Some(audit) = audit {
             super::audit::insert_audit(&mut tx, audit).await?;
         }
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(())
     }
 
@@ -165,7 +165,7 @@ impl Store {
             return Ok(false);
         }
         insert_tenant_with_admin(&mut tx, new).await?;
-        tx.commit().await?;
+        self.commit_directory_change(tx).await?;
         Ok(true)
     }
 }

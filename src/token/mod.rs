@@ -10,6 +10,8 @@ pub mod claims;
 pub mod request;
 pub mod verify;
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::app::App;
@@ -169,15 +171,15 @@ pub async fn issue(
         return Err(unknown_client());
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
-    let client = match app.store.application_by_app_id(&client_id).await.map_err(unavailable)? {
+    let client = match app.directory.application_by_app_id(&client_id).await.map_err(unavailable)? {
         Some(application) => Client::Application(application),
-        None => match app.store.managed_identity_by_client_id(&client_id).await.map_err(unavailable)? {
+        None => match app.directory.managed_identity_by_client_id(&client_id).await.map_err(unavailable)? {
             Some(identity) if identity.tenant_id == tenant_id => Client::Identity(identity),
             _ => return Err(unknown_client()),
         },
     };
     let client_sp = app
-        .store
+        .directory
         .service_principal_by_app_id(&tenant_id, &client_id)
         .await
         .map_err(unavailable)?
@@ -229,12 +231,12 @@ pub async fn mint(app: &App, keys: &TenantKeys, grant: &Grant<'_>, now: i64) -> 
         || Refusal::UnknownResource { resource: grant.resource.to_string(), tenant: tenant_id.to_string() };
     let resolved = resolve_resource(app, &tenant_id, grant.resource).await?;
     let resource_sp = app
-        .store
+        .directory
         .service_principal_by_app_id(&tenant_id, &resolved.app_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(unknown_resource)?;
-    let granted = app.store.assigned_role_ids(&grant.client_sp.id, &resource_sp.id).await.map_err(unavailable)?;
+    let granted = app.directory.assigned_role_ids(&grant.client_sp.id, &resource_sp.id).await.map_err(unavailable)?;
     let mut roles: Vec<String> = granted
         .iter()
         .filter_map(|id| resolved.roles.iter().find(|(rid, _)| rid == id).map(|(_, v)| v.clone()))
@@ -356,8 +358,8 @@ fn validation_short(text: &str) -> String {
 /// The client a request names: an application, or a user-assigned managed
 /// identity acting through its own federated credentials.
 enum Client {
-    Application(Application),
-    Identity(ManagedIdentity),
+    Application(Arc<Application>),
+    Identity(Arc<ManagedIdentity>),
 }
 
 impl Client {
@@ -409,8 +411,8 @@ async fn authenticate(
                 return Err(Refusal::InvalidSecret { client_id: client.client_id() });
             };
             let stored = app
-                .store
-                .password_credentials(&application.id.to_string())
+                .directory
+                .password_credentials(&application.id)
                 .await
                 .map_err(|e| Refusal::Unavailable(e.to_string()))?;
             // Check every credential (no early exit), so timing does not reveal
@@ -473,7 +475,7 @@ async fn certificate_assertion(
         return Err(not_registered());
     }
     let certificates = app
-        .store
+        .directory
         .key_credential_certificates(&application.id)
         .await
         .map_err(|e| Refusal::Unavailable(e.to_string()))?;
@@ -510,7 +512,7 @@ async fn federated_assertion(
 ) -> Result<ClientAuthMethod, Refusal> {
     record.credential_type = Some("federatedIdentityCredential");
     let credentials =
-        app.store.federated_credentials(&client.owner_id()).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        app.directory.federated_credentials(&client.owner_id()).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
     if credentials.is_empty() {
         return Err(Refusal::NoFederatedCredentials { client_id: client.client_id() });
     }
@@ -541,7 +543,7 @@ async fn federated_assertion(
             // Only user-assigned identities may act as credentials.
             if let Ok(principal) = Uuid::try_parse(&verified.sub)
                 && let Some(identity) = app
-                    .store
+                    .directory
                     .managed_identity_by_principal_id(&tenant_id, &principal)
                     .await
                     .map_err(|e| Refusal::Unavailable(e.to_string()))?
@@ -579,12 +581,11 @@ async fn external_keys(
     tenant: &Uuid,
     issuer: &str,
     kid: Option<&str>,
-) -> Result<Vec<jsonwebtoken::jwk::Jwk>, String> {
-    if let Some(uploaded) = app.store.uploaded_issuer(tenant, issuer).await.map_err(|e| e.to_string())? {
-        let jwks: serde_json::Value = serde_json::from_str(&uploaded.jwks).map_err(|e| e.to_string())?;
-        return crate::federation::issuer::parse_uploaded_jwks(&jwks);
+) -> Result<Arc<Vec<jsonwebtoken::jwk::Jwk>>, String> {
+    if let Some(uploaded) = app.directory.uploaded_issuer_keys(tenant, issuer).await.map_err(|e| e.to_string())? {
+        return uploaded;
     }
-    app.issuers.keys(issuer, kid).await.map(|k| k.to_vec()).map_err(|e| e.to_string())
+    app.issuers.keys(issuer, kid).await.map_err(|e| e.to_string())
 }
 
 /// The tenant whose issuer `iss` is, if it is one of wisp's own (`{public_url}/{tenant}/v2.0`).
@@ -628,11 +629,11 @@ async fn resolve_resource(app: &App, tenant_id: &Uuid, resource: &str) -> Result
         return Ok(ResolvedResource { app_id: builtin.app_id.to_string(), roles, version: 2, audience });
     }
     let unavailable = |e: crate::store::StoreError| Refusal::Unavailable(e.to_string());
-    let by_uri = app.store.application_by_identifier_uri(tenant_id, resource).await.map_err(unavailable)?;
+    let by_uri = app.directory.application_by_identifier_uri(tenant_id, resource).await.map_err(unavailable)?;
     let resource_app = match by_uri {
         Some(found) => Some(found),
         None if Uuid::try_parse(resource).is_ok() => {
-            app.store.application_by_app_id(resource).await.map_err(unavailable)?
+            app.directory.application_by_app_id(resource).await.map_err(unavailable)?
         }
         None => None,
     };
@@ -673,7 +674,7 @@ pub async fn explain_assertion(
         } else {
             let keys = match own_tenant(app, &parsed.iss) {
                 Some(tenant_id) => match app.keys.tenant(&tenant_id).await {
-                    Ok(Some(keys)) => Ok(keys.verification_keys.clone()),
+                    Ok(Some(keys)) => Ok(Arc::new(keys.verification_keys.clone())),
                     _ => Err("this tenant's keys are unavailable".to_string()),
                 },
                 None => external_keys(app, owner_tenant, &parsed.iss, parsed.kid.as_deref()).await,
