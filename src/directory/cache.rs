@@ -107,8 +107,10 @@ impl DirectoryCache {
 
     pub async fn application_by_app_id(&self, app_id: &str) -> Result<Option<Arc<Application>>> {
         let key = app_id.to_ascii_lowercase();
-        self.through(&self.applications, key, async { Ok(self.store.application_by_app_id(app_id).await?.map(Arc::new)) })
-            .await
+        self.through(&self.applications, key, async {
+            Ok(self.store.application_by_app_id(app_id).await?.map(Arc::new))
+        })
+        .await
     }
 
     pub async fn application_by_identifier_uri(&self, tenant_id: &Uuid, uri: &str) -> Result<Option<Arc<Application>>> {

@@ -511,8 +511,11 @@ async fn federated_assertion(
     record: &mut SignInRecord,
 ) -> Result<ClientAuthMethod, Refusal> {
     record.credential_type = Some("federatedIdentityCredential");
-    let credentials =
-        app.directory.federated_credentials(&client.owner_id()).await.map_err(|e| Refusal::Unavailable(e.to_string()))?;
+    let credentials = app
+        .directory
+        .federated_credentials(&client.owner_id())
+        .await
+        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
     if credentials.is_empty() {
         return Err(Refusal::NoFederatedCredentials { client_id: client.client_id() });
     }

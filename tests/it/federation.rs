@@ -705,3 +705,93 @@ async fn uploaded_keys_let_an_offline_issuer_federate() {
     let (status, body) = wisp.token_with_assertion(&tenant, &client, &mint("payments"), "api://orders/.default").await;
     assert_eq!((status, code(&body)), (401, 50166));
 }
+
+/// The token path caches the directory; every change must still count for the
+/// very next request on the process that made it, and promptly on the others.
+#[tokio::test]
+async fn directory_changes_count_at_once_here_and_promptly_on_other_replicas() {
+    for db in crate::support::test_databases().await {
+        let github = FakeIssuer::start("").await;
+        let master = wisp::crypto::MasterKey::generate_base64();
+        let here = crate::support::spawn_replica(&db, &master, &[&github]).await;
+        let there = crate::support::spawn_replica(&db, &master, &[&github]).await;
+        let tenant = here.tenant_id();
+        let admin = here.admin().await;
+        let (client, api) = app_trusting(&admin, &github.issuer, MAIN).await;
+        let exchange = |wisp: &crate::support::TestServer, subject: &str| {
+            let assertion = github.mint(github_claims(subject));
+            let (tenant, client) = (tenant.clone(), client.clone());
+            let wisp_url = wisp.base_url.clone();
+            let http = wisp.client.clone();
+            async move {
+                let response = http
+                    .post(format!("{wisp_url}/{tenant}/oauth2/v2.0/token"))
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client.as_str()),
+                        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                        ("client_assertion", assertion.as_str()),
+                        ("scope", "api://orders/.default"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            }
+        };
+        // Warm both replicas' caches.
+        for wisp in [&here, &there] {
+            for _ in 0..3 {
+                assert_eq!(exchange(wisp, MAIN).await.0, 200, "{}", db.backend);
+            }
+        }
+
+        // Change the credential's subject.
+        let listed = admin.get(&format!("/v1.0/applications?$filter=appId eq '{client}'")).await.body;
+        let fics =
+            format!("/v1.0/applications/{}/federatedIdentityCredentials", listed["value"][0]["id"].as_str().unwrap());
+        let fic_id = admin.get(&fics).await.body["value"][0]["id"].as_str().unwrap().to_string();
+        let staging = "repo:acme/app:environment:staging";
+        let patched = admin.patch(&format!("{fics}/{fic_id}"), json!({"subject": staging})).await;
+        assert_eq!(patched.status, 204, "{}", patched.body);
+        // Here: the very next request.
+        assert_eq!(exchange(&here, MAIN).await.0, 401, "{}: the old subject is refused at once", db.backend);
+        assert_eq!(exchange(&here, staging).await.0, 200, "{}", db.backend);
+        // There: as soon as the change reaches it.
+        let started = std::time::Instant::now();
+        while exchange(&there, MAIN).await.0 != 401 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(3),
+                "{}: replica never saw the change",
+                db.backend
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        eprintln!("{}: the other replica saw the change after {:?}", db.backend, started.elapsed());
+        assert_eq!(exchange(&there, staging).await.0, 200);
+
+        // Removing the role assignment empties `roles` in the next token here.
+        let api_sp =
+            admin.get(&format!("/v1.0/servicePrincipals?$filter=appId eq '{api}'")).await.body["value"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        let assignments = admin.get(&format!("/v1.0/servicePrincipals/{api_sp}/appRoleAssignedTo")).await.body;
+        let assignment = assignments["value"][0]["id"].as_str().unwrap().to_string();
+        let (_, before) = exchange(&here, staging).await;
+        assert!(before["access_token"].is_string());
+        let removed = admin.delete(&format!("/v1.0/servicePrincipals/{api_sp}/appRoleAssignedTo/{assignment}")).await;
+        assert_eq!(removed.status, 204, "{}", removed.body);
+        let (status, after) = exchange(&here, staging).await;
+        assert_eq!(status, 200);
+        let claims =
+            crate::token::verify_with_jwks(&here, &tenant, after["access_token"].as_str().unwrap(), &api).await;
+        assert!(claims.get("roles").is_none_or(|r| r == &json!([])), "{}: {claims}", db.backend);
+
+        // Deleting the credential refuses the next request here.
+        assert_eq!(admin.delete(&format!("{fics}/{fic_id}")).await.status, 204);
+        assert_eq!(exchange(&here, staging).await.0, 401, "{}", db.backend);
+        here.server.shutdown().await.unwrap();
+        there.server.shutdown().await.unwrap();
+    }
+}

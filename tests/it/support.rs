@@ -215,6 +215,21 @@ pub async fn spawn_on(db: &TestDatabase) -> TestServer {
     spawn_with(config, data_dir).await
 }
 
+/// Starts one of several servers sharing `db` (one master key), trusting these
+/// issuers — as replicas behind a load balancer would.
+pub async fn spawn_replica(
+    db: &TestDatabase,
+    master_key: &str,
+    issuers: &[&crate::fake_issuer::FakeIssuer],
+) -> TestServer {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path(), Some(db.url.clone()));
+    config.master_key = Some(master_key.to_string());
+    config.allow_private_issuers = issuers.iter().map(|i| i.issuer.clone()).collect();
+    config.issuer_ca_files = issuers.iter().map(|i| i.ca_file.path().to_path_buf()).collect();
+    spawn_with(config, data_dir).await
+}
+
 pub async fn spawn_with(config: Config, data_dir: tempfile::TempDir) -> TestServer {
     let server = Server::start(&config).await.expect("server starts");
     let port = server.local_addr.port();
