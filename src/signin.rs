@@ -1,16 +1,19 @@
 //! The sign-in log: one record per token request, granted or refused, written by
 //! a background task in batches (group commit).
 //!
-//! Every response waits for its record's commit: a granted token is returned
-//! only after its record is committed ([`SignInLog::record_durably`]) — no
-//! token without its record — and a refusal's record is committed before the
-//! error is sent, so an administrator can look it up by the correlation id the
-//! client just received. Concurrent requests share one transaction (group
-//! commit), so the log does not serialize the token endpoint. A crash loses
-//! nothing that was answered; if the log cannot be written, grants are withheld
-//! (503) and refusals are still answered.
-
+//! A grant is answered as soon as its record is *queued* ([`SignInLog::record_grant`]):
+//! the token path makes no database round trip. The writer commits the queue
+//! every few milliseconds in one transaction, so at most one batch of records
+//! (what arrived during one commit) is in flight, and it is drained at shutdown.
+//! If a batch cannot be written, the log turns unhealthy and grants are
+//! withheld (503) until a write succeeds again — no unbounded run of tokens
+//! without records. A refusal waits for its record's commit, so an
+//! administrator can look it up by the correlation id the client just received;
+//! and reading the log ([`SignInLog::flush`]) first commits everything queued,
+//! so every answered request is visible to the admin API.
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -44,8 +47,9 @@ pub struct SignInRecord {
     pub details: Option<serde_json::Value>,
 }
 
+/// A record to write (none: a flush), and who waits for its commit.
 struct Job {
-    row: SignInRow,
+    row: Option<SignInRow>,
     committed: Option<oneshot::Sender<Result<(), String>>>,
 }
 
@@ -53,22 +57,37 @@ struct Job {
 #[derive(Clone)]
 pub struct SignInLog {
     sender: mpsc::Sender<Job>,
+    /// The last batch was written (false after a failure, until one succeeds).
+    healthy: std::sync::Arc<AtomicBool>,
 }
 
 impl SignInLog {
     /// Starts the writer task on `store`.
     pub fn start(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let task = tokio::spawn(write_batches(store, receiver));
-        (Self { sender }, task)
+        let healthy = std::sync::Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(write_batches(store, receiver, healthy.clone()));
+        (Self { sender, healthy }, task)
     }
 
-    /// Records a grant and waits until it is committed.
-    pub async fn record_durably(&self, record: SignInRecord, token_id: &str) -> Result<(), String> {
-        let (done, committed) = oneshot::channel();
+    /// Queues a grant's record. `Err`: the log cannot be written right now, and
+    /// the token must be withheld. Waits only when the queue is full (backpressure).
+    pub async fn record_grant(&self, record: SignInRecord, token_id: &str) -> Result<(), String> {
+        if !self.healthy.load(Ordering::Acquire) {
+            return Err("the sign-in log cannot be written".to_string());
+        }
         let row = to_row(record, "granted", None, Some(token_id));
         self.sender
-            .send(Job { row, committed: Some(done) })
+            .send(Job { row: Some(row), committed: None })
+            .await
+            .map_err(|_| "the sign-in log is closed".to_string())
+    }
+
+    /// Waits until every record queued before this call is committed.
+    pub async fn flush(&self) -> Result<(), String> {
+        let (done, committed) = oneshot::channel();
+        self.sender
+            .send(Job { row: None, committed: Some(done) })
             .await
             .map_err(|_| "the sign-in log is closed".to_string())?;
         committed.await.map_err(|_| "the sign-in log writer stopped".to_string())?
@@ -79,7 +98,7 @@ impl SignInLog {
     pub async fn record_refusal(&self, record: SignInRecord, error_code: u32) {
         let (done, committed) = oneshot::channel();
         let row = to_row(record, "refused", Some(error_code), None);
-        let written = match self.sender.send(Job { row, committed: Some(done) }).await {
+        let written = match self.sender.send(Job { row: Some(row), committed: Some(done) }).await {
             Ok(()) => committed.await.unwrap_or_else(|_| Err("the sign-in log writer stopped".into())),
             Err(_) => Err("the sign-in log is closed".into()),
         };
@@ -92,7 +111,9 @@ impl SignInLog {
 fn to_row(record: SignInRecord, outcome: &str, error_code: Option<u32>, token_id: Option<&str>) -> SignInRow {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     SignInRow {
-        id: Uuid::new_v4().to_string(),
+        // Time-ordered: new rows append to the primary-key index instead of
+        // landing on a random page of it.
+        id: Uuid::now_v7().to_string(),
         tenant_id: record.tenant_id,
         at: now.as_secs() as i64,
         seq: now.as_micros() as i64,
@@ -116,7 +137,7 @@ fn to_row(record: SignInRecord, outcome: &str, error_code: Option<u32>, token_id
 /// Takes whatever is queued (up to a batch), writes it in one transaction,
 /// tells the waiting grants, repeats. While one batch commits the next one
 /// gathers, so throughput grows with load instead of queueing behind it.
-async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>) {
+async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>, healthy: std::sync::Arc<AtomicBool>) {
     while let Some(first) = receiver.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -125,10 +146,12 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let rows: Vec<SignInRow> = jobs.iter().map(|j| j.row.clone()).collect();
-        let result = store.insert_sign_ins(&rows).await.map_err(|e| e.to_string());
+        let rows: Vec<SignInRow> = jobs.iter_mut().filter_map(|j| j.row.take()).collect();
+        let result =
+            if rows.is_empty() { Ok(()) } else { store.insert_sign_ins(&rows).await.map_err(|e| e.to_string()) };
+        healthy.store(result.is_ok(), Ordering::Release);
         if let Err(e) = &result {
-            tracing::error!(error = %e, records = rows.len(), "cannot write the sign-in log");
+            tracing::error!(error = %e, records = rows.len(), "cannot write the sign-in log; grants are withheld until it can");
             metrics::counter!("wisp_signin_log_failures_total").increment(rows.len() as u64);
         }
         metrics::histogram!("wisp_signin_log_batch_size").record(rows.len() as f64);

@@ -86,7 +86,7 @@ pub async fn token(State(app): State<AppState>, context: RequestContext, body: B
     };
     match issued {
         Ok((issued, identity)) => {
-            if let Err(e) = app.sign_ins.record_durably(record, &issued.claims.uti).await {
+            if let Err(e) = app.sign_ins.record_grant(record, &issued.claims.uti).await {
                 tracing::error!(error = %e, "sign-in log unavailable; managed identity token withheld");
                 return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "Retry later.", &context);
             }

@@ -55,8 +55,8 @@ async fn handle(
     let result = exchange(&app, &tenant, &headers, &body, endpoint, &mut record).await;
     match result {
         Ok((issued, body)) => {
-            // No token leaves without its sign-in record committed.
-            if let Err(e) = app.sign_ins.record_durably(record, &issued.claims.uti).await {
+            // No token leaves without its sign-in record queued (see `signin`).
+            if let Err(e) = app.sign_ins.record_grant(record, &issued.claims.uti).await {
                 tracing::error!(error = %e, correlation_id = %context.correlation_id, "sign-in log unavailable; token withheld");
                 metrics::counter!("wisp_token_requests_total", "outcome" => "failed").increment(1);
                 return Err(EntraError::temporarily_unavailable().with(&context));

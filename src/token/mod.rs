@@ -564,16 +564,18 @@ async fn federated_assertion(
         }
     };
     let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud, &verified.claims);
+    if let Some(credential) = result.matched {
+        // A grant's record names the credential; the per-credential checks
+        // are for explaining refusals.
+        record.credential_id = Some(credential.id.to_string());
+        return Ok(ClientAuthMethod::Assertion);
+    }
     record.details = Some(serde_json::json!({ "credentials": result.evaluations, "verified": true }));
-    match (result.matched, result.no_match) {
-        (Some(credential), _) => {
-            record.credential_id = Some(credential.id.to_string());
-            Ok(ClientAuthMethod::Assertion)
-        }
-        (None, Some(NoMatch::Issuer)) | (None, None) => Err(Refusal::NoMatchingIssuer { issuer: verified.iss }),
-        (None, Some(NoMatch::Audience)) => Err(Refusal::NoMatchingAudience { audience: verified.aud.join(" ") }),
-        (None, Some(NoMatch::Subject)) => Err(Refusal::NoMatchingSubject { subject: verified.sub }),
-        (None, Some(NoMatch::SubjectCase)) => Err(Refusal::SubjectCaseMismatch { subject: verified.sub }),
+    match result.no_match {
+        Some(NoMatch::Issuer) | None => Err(Refusal::NoMatchingIssuer { issuer: verified.iss }),
+        Some(NoMatch::Audience) => Err(Refusal::NoMatchingAudience { audience: verified.aud.join(" ") }),
+        Some(NoMatch::Subject) => Err(Refusal::NoMatchingSubject { subject: verified.sub }),
+        Some(NoMatch::SubjectCase) => Err(Refusal::SubjectCaseMismatch { subject: verified.sub }),
     }
 }
 

@@ -23,6 +23,10 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Que
         uuid::Uuid::try_parse(id).map_err(|_| invalid()).or_fail(&caller)?;
         sign_in_query.before = Some((seq, id.to_string()));
     }
+    // Read your writes: every request answered so far is in the log.
+    if let Err(e) = app.sign_ins.flush().await {
+        tracing::warn!(error = %e, "the sign-in log could not be flushed before reading it");
+    }
     let mut rows = app.store.sign_ins(&caller.tenant_id, &sign_in_query).await.or_fail(&caller)?;
     let more = rows.len() as i64 > sign_in_query.top;
     rows.truncate(sign_in_query.top as usize);
