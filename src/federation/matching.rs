@@ -61,6 +61,27 @@ pub fn any_trusts_issuer(credentials: &[FederatedCredential], issuer: &str) -> b
     credentials.iter().any(|c| c.issuer == issuer)
 }
 
+/// The first credential that accepts the token — what [`evaluate`] would match,
+/// without building its explanation (the token path's common case: the
+/// explanation is only needed for a refusal).
+pub fn first_match<'a>(
+    credentials: &'a [FederatedCredential],
+    iss: &str,
+    sub: &str,
+    aud: &[String],
+    claims: &Value,
+) -> Option<&'a FederatedCredential> {
+    credentials.iter().find(|credential| {
+        credential.issuer == iss
+            && credential.audiences.first().is_some_and(|audience| aud.contains(audience))
+            && match (&credential.subject, &credential.expression) {
+                (_, Some(expression)) => super::expression::evaluate(&expression.compiled, claims),
+                (Some(subject), None) => subject == sub,
+                (None, None) => false,
+            }
+    })
+}
+
 /// Evaluates every credential against the verified `iss`, `sub` and `aud`, and
 /// for credentials with a claims-matching expression, against all `claims`.
 pub fn evaluate(
@@ -259,5 +280,30 @@ mod tests {
         assert_eq!(result.evaluations.len(), 3);
         assert_eq!(result.matched.unwrap().id, fics[1].id);
         assert_eq!(result.evaluations.iter().filter(|e| e.matched).count(), 1);
+    }
+
+    #[test]
+    fn the_fast_path_matches_exactly_what_evaluate_matches() {
+        let mut expression = fic(GH, "unused", AUD);
+        expression.subject = None;
+        expression.expression = Some(crate::directory::ClaimsExpression {
+            value: "claims['sub'] startsWith 'repo:a/'".into(),
+            language_version: 2,
+            compiled: crate::federation::expression::compile("claims['sub'] startsWith 'repo:a/'", 2).unwrap(),
+        });
+        let fics = [fic(GH, "one", AUD), fic(GH, "two", "api://other"), fic("https://k8s", "two", AUD), expression];
+        let subjects = ["one", "two", "ONE", "repo:a/x", "repo:b/x", ""];
+        let issuers = [GH, "https://k8s", "https://other"];
+        let audiences = [vec![AUD.to_string()], vec!["api://other".to_string()], vec![]];
+        for iss in issuers {
+            for sub in subjects {
+                for aud in &audiences {
+                    let claims = serde_json::json!({"sub": sub});
+                    let full = evaluate(&fics, iss, sub, aud, &claims).matched.map(|c| c.id);
+                    let fast = first_match(&fics, iss, sub, aud, &claims).map(|c| c.id);
+                    assert_eq!(fast, full, "{iss} {sub} {aud:?}");
+                }
+            }
+        }
     }
 }

@@ -36,7 +36,8 @@ pub async fn assign_ids(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| Uuid::try_parse(v.trim()).ok());
     let context = RequestContext {
-        correlation_id: client_request_id.unwrap_or_else(Uuid::new_v4),
+        // Ours are time-ordered, so the sign-in log's correlation index grows at its end.
+        correlation_id: client_request_id.unwrap_or_else(Uuid::now_v7),
         trace_id: Uuid::new_v4(),
         echo_client_request_id: client_request_id.is_some(),
     };

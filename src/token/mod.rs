@@ -563,13 +563,15 @@ async fn federated_assertion(
             assertion.verify(&keys, now).map_err(|e| assertion_refusal(e, assertion, now))?
         }
     };
-    let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud, &verified.claims);
-    if let Some(credential) = result.matched {
-        // A grant's record names the credential; the per-credential checks
-        // are for explaining refusals.
+    // A grant's record names the credential; the per-credential checks are
+    // worked out only to explain a refusal.
+    if let Some(credential) =
+        matching::first_match(&credentials, &verified.iss, &verified.sub, &verified.aud, &verified.claims)
+    {
         record.credential_id = Some(credential.id.to_string());
         return Ok(ClientAuthMethod::Assertion);
     }
+    let result = matching::evaluate(&credentials, &verified.iss, &verified.sub, &verified.aud, &verified.claims);
     record.details = Some(serde_json::json!({ "credentials": result.evaluations, "verified": true }));
     match result.no_match {
         Some(NoMatch::Issuer) | None => Err(Refusal::NoMatchingIssuer { issuer: verified.iss }),
