@@ -194,7 +194,7 @@ impl Worker {
             if status.is_success() {
                 result.ok += 1;
                 if let Some(verify) = &self.verify
-                    && n % self.sample_every == 0
+                    && n.is_multiple_of(self.sample_every)
                 {
                     match verify(&body) {
                         Ok(()) => result.verified += 1,

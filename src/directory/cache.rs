@@ -57,6 +57,11 @@ impl<K: Hash + Eq, V: Clone> Memo<K, V> {
     }
 }
 
+/// An application's certificates: what the token path needs, and the DER.
+type Certificates = Arc<Vec<(KeyCredentialInfo, Vec<u8>)>>;
+/// A tenant's uploaded keys for an issuer, parsed — or why they cannot be.
+type UploadedKeys = std::result::Result<Arc<Vec<Jwk>>, String>;
+
 /// Cached directory lookups for the token path (see the module comment).
 pub struct DirectoryCache {
     store: Store,
@@ -67,9 +72,9 @@ pub struct DirectoryCache {
     service_principals: Memo<(Uuid, String), Option<Arc<ServicePrincipal>>>,
     federated_credentials: Memo<Uuid, Arc<Vec<FederatedCredential>>>,
     password_credentials: Memo<Uuid, Arc<Vec<StoredPasswordCredential>>>,
-    certificates: Memo<Uuid, Arc<Vec<(KeyCredentialInfo, Vec<u8>)>>>,
+    certificates: Memo<Uuid, Certificates>,
     roles: Memo<(Uuid, Uuid), Arc<Vec<Uuid>>>,
-    uploaded_issuers: Memo<(Uuid, String), Option<std::result::Result<Arc<Vec<Jwk>>, String>>>,
+    uploaded_issuers: Memo<(Uuid, String), Option<UploadedKeys>>,
 }
 
 impl DirectoryCache {
@@ -163,10 +168,7 @@ impl DirectoryCache {
         .await
     }
 
-    pub async fn key_credential_certificates(
-        &self,
-        application_id: &Uuid,
-    ) -> Result<Arc<Vec<(KeyCredentialInfo, Vec<u8>)>>> {
+    pub async fn key_credential_certificates(&self, application_id: &Uuid) -> Result<Certificates> {
         self.through(&self.certificates, *application_id, async {
             Ok(Arc::new(self.store.key_credential_certificates(application_id).await?))
         })
@@ -181,11 +183,7 @@ impl DirectoryCache {
     }
 
     /// The keys a tenant uploaded for `issuer`, parsed (or why they cannot be).
-    pub async fn uploaded_issuer_keys(
-        &self,
-        tenant_id: &Uuid,
-        issuer: &str,
-    ) -> Result<Option<std::result::Result<Arc<Vec<Jwk>>, String>>> {
+    pub async fn uploaded_issuer_keys(&self, tenant_id: &Uuid, issuer: &str) -> Result<Option<UploadedKeys>> {
         self.through(&self.uploaded_issuers, (*tenant_id, issuer.to_string()), async {
             let Some(uploaded) = self.store.uploaded_issuer(tenant_id, issuer).await? else {
                 return Ok(None);
