@@ -57,7 +57,12 @@ pub struct KeyRing {
     public_url: String,
     policy: RotationPolicy,
     tenants: RwLock<HashMap<Uuid, Arc<TenantKeys>>>,
+    /// When each tenant was last reloaded for an unknown `kid`.
+    unknown_kid_reloads: std::sync::Mutex<HashMap<Uuid, std::time::Instant>>,
 }
+
+/// Least time between two reloads of one tenant's keys for unknown key ids.
+pub const UNKNOWN_KID_RELOAD_COOLDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TenantKeys {
     /// The published key with this `kid`.
@@ -68,7 +73,14 @@ impl TenantKeys {
 
 impl KeyRing {
     pub fn new(store: Store, master_key: Arc<MasterKey>, public_url: String, policy: RotationPolicy) -> Self {
-        Self { store, master_key, public_url, policy, tenants: RwLock::default() }
+        Self {
+            store,
+            master_key,
+            public_url,
+            policy,
+            tenants: RwLock::default(),
+            unknown_kid_reloads: Default::default(),
+        }
     }
 
     /// The issuer of a tenant's tokens: `{public_url}/{tenant}/v2.0`.
@@ -83,6 +95,34 @@ impl KeyRing {
             return Ok(Some(keys.clone()));
         }
         metrics::counter!("wisp_cache_requests_total", "cache" => "tenant_keys", "result" => "miss").increment(1);
+        self.load(tenant_id).await
+    }
+
+    /// A tenant's keys, reloaded from the store first when they do not include
+    /// `kid` — a key another process has just created (an algorithm switch there
+    /// signs with a key nobody published ahead). At most one reload per tenant
+    /// per [`UNKNOWN_KID_RELOAD_COOLDOWN`], so invented `kid`s cannot flood the
+    /// database.
+    pub async fn tenant_with_kid(
+        &self,
+        tenant_id: &Uuid,
+        kid: Option<&str>,
+    ) -> Result<Option<Arc<TenantKeys>>, KeyRingError> {
+        let Some(keys) = self.tenant(tenant_id).await? else {
+            return Ok(None);
+        };
+        let Some(kid) = kid.filter(|kid| keys.key(kid).is_none()) else {
+            return Ok(Some(keys));
+        };
+        {
+            let mut reloads = self.unknown_kid_reloads.lock().expect("key ring lock");
+            let now = std::time::Instant::now();
+            if reloads.get(tenant_id).is_some_and(|at| now.duration_since(*at) < UNKNOWN_KID_RELOAD_COOLDOWN) {
+                return Ok(Some(keys));
+            }
+            reloads.insert(*tenant_id, now);
+        }
+        tracing::debug!(tenant = %tenant_id, kid, "unknown signing key id; reloading the tenant's keys");
         self.load(tenant_id).await
     }
 

@@ -537,7 +537,7 @@ async fn federated_assertion(
         Some(tenant_id) => {
             let keys = app
                 .keys
-                .tenant(&tenant_id)
+                .tenant_with_kid(&tenant_id, assertion.kid.as_deref())
                 .await
                 .map_err(|e| Refusal::Unavailable(e.to_string()))?
                 .ok_or_else(|| Refusal::NoMatchingIssuer { issuer: assertion.iss.clone() })?;

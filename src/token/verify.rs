@@ -56,6 +56,17 @@ pub fn unverified_tenant(token: &str) -> Option<String> {
     serde_json::from_slice::<TenantOnly>(&bytes).ok()?.tid
 }
 
+/// The `kid` a token's header names, read **without verifying anything**: only
+/// to know whether the tenant's keys must be reloaded before [`verify`].
+pub fn unverified_kid(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    let header = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice::<Header>(&bytes).ok()?.kid
+}
+
 /// Verifies a token wisp issued for tenant `keys.tenant_id` with issuer `issuer`.
 pub fn verify(keys: &TenantKeys, issuer: &str, token: &str, now: i64) -> Result<AccessTokenClaims, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {

@@ -157,3 +157,37 @@ async fn a_tenant_can_sign_its_tokens_with_es256_or_eddsa() {
     assert_eq!(admin.patch("/v1.0/policies/tokenSigning", serde_json::json!({"algorithm": "RS256"})).await.status, 204);
     assert_eq!(admin.get("/v1.0/policies/tokenSigning").await.body["signingKeyId"], before);
 }
+
+/// An algorithm switch signs at once with a key nobody published ahead; another
+/// replica must accept tokens from that key at once too (it reloads the
+/// tenant's keys on an unknown `kid`).
+#[tokio::test]
+async fn replicas_accept_tokens_signed_right_after_an_algorithm_switch_elsewhere() {
+    for db in test_databases().await {
+        let master = MasterKey::generate_base64();
+        let here = crate::support::spawn_replica(&db, &master, &[]).await;
+        // Replicas behind one name share the public URL (the tokens' issuer).
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = crate::support::test_config(data_dir.path(), Some(db.url.clone()));
+        config.master_key = Some(master.clone());
+        config.public_url = here.base_url.clone();
+        config.public_url_explicit = true;
+        let mut there = crate::support::spawn_with(config, data_dir).await;
+        there.base_url = format!("https://localhost:{}", there.server.local_addr.port());
+        let tenant = here.tenant_id();
+        let (client_id, secret) = here.admin_credentials();
+        let admin_there = there.admin_as(&tenant, &client_id, &secret).await;
+        assert_eq!(admin_there.get("/v1.0/applications").await.status, 200, "{}: keys loaded there", db.backend);
+
+        let admin_here = here.admin().await;
+        let switched = admin_here.patch("/v1.0/policies/tokenSigning", serde_json::json!({"algorithm": "EdDSA"})).await;
+        assert_eq!(switched.status, 204);
+        let fresh = here.admin().await;
+        assert_eq!(jsonwebtoken::decode_header(&fresh.token).unwrap().alg, jsonwebtoken::Algorithm::EdDSA);
+        let presented_there = crate::support::Admin { token: fresh.token.clone(), ..admin_there.clone() };
+        let reply = presented_there.get("/v1.0/applications").await;
+        assert_eq!(reply.status, 200, "{}: {}", db.backend, reply.body);
+        here.server.shutdown().await.unwrap();
+        there.server.shutdown().await.unwrap();
+    }
+}

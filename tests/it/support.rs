@@ -282,7 +282,8 @@ impl PgSchema {
         conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).await.unwrap();
         conn.close().await.unwrap();
         let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        // The application name lets the drop find connections a test left open.
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}&application_name={name}");
         PgSchema { base: base.to_string(), name, url }
     }
 }
@@ -296,6 +297,14 @@ impl Drop for PgSchema {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 if let Ok(mut conn) = sqlx::AnyConnection::connect(&base).await {
+                    // A server the test dropped without shutting down may still hold a
+                    // transaction open (its runtime is blocked on this very drop): end
+                    // its connections, or DROP SCHEMA would wait for them forever.
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{name}'"
+                        )))
+                        .await;
                     let _ = conn.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).await;
                     let _ = conn.close().await;
                 }

@@ -178,7 +178,7 @@ impl FromRequestParts<AppState> for Caller {
         let tenant_id = verify::unverified_tenant(token)
             .and_then(|t| Uuid::try_parse(&t).ok())
             .ok_or_else(|| unauthorized("Access token validation failure. Invalid audience or token."))?;
-        let keys = match app.keys.tenant(&tenant_id).await {
+        let keys = match app.keys.tenant_with_kid(&tenant_id, verify::unverified_kid(token).as_deref()).await {
             Ok(Some(keys)) => keys,
             Ok(None) => {
                 return Err(unauthorized("Access token validation failure. Invalid audience or token."));
