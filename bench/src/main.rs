@@ -151,7 +151,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut runs = Vec::new();
     for scenario in &scenarios {
-        let results = run_scenario(&args, scenario, &server, &setup, &issuer, &external, work.path()).await?;
+        let results = run_scenario(&args, scenario, &server, &setup, &external).await?;
         runs.extend(results);
     }
 
@@ -176,6 +176,8 @@ struct Server {
     port: u16,
     /// The data folder (`bootstrap.json`, `tls/ca.pem`).
     data: PathBuf,
+    /// The `wisp` binary (it also runs the agent).
+    wisp: PathBuf,
 }
 
 impl Server {
@@ -233,7 +235,7 @@ impl Server {
             host: format!("localhost:{port}"),
             tls: Some(load::tls_connector(&ca_pem)?),
         };
-        Ok(Self { process, base, http, target, ready_in, port, data })
+        Ok(Self { process, base, http, target, ready_in, port, data, wisp: wisp.to_path_buf() })
     }
 
     async fn restart(
@@ -406,8 +408,7 @@ fn form_bodies(setup: &Setup, assertions: &[String]) -> Vec<Bytes> {
         .collect()
 }
 
-fn token_request(server: &Server, setup: &Setup, bodies: Arc<Vec<Bytes>>) -> RequestSpec {
-    let _ = server;
+fn token_request(setup: &Setup, bodies: Arc<Vec<Bytes>>) -> RequestSpec {
     RequestSpec {
         method: hyper::Method::POST,
         path: format!("/{}/oauth2/v2.0/token", setup.tenant),
@@ -436,17 +437,13 @@ fn token_verifier(jwks: Value, issuer: String, audience: String) -> load::Verifi
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_scenario(
     args: &Args,
     scenario: &str,
     server: &Server,
     setup: &Setup,
-    issuer: &issuer::Issuer,
     external: &Arc<Vec<Bytes>>,
-    work: &std::path::Path,
 ) -> anyhow::Result<Vec<Run>> {
-    let _ = issuer;
     let token_alg = match scenario {
         "fic-es256" => "ES256",
         "fic-eddsa" => "EdDSA",
@@ -461,7 +458,7 @@ async fn run_scenario(
     let mut agent = None;
     let (target, request, measured_pid): (Target, RequestSpec, u32) = match scenario {
         "fic" | "fic-es256" | "fic-eddsa" => {
-            (server.target.clone(), token_request(server, setup, external.clone()), server.process.pid)
+            (server.target.clone(), token_request(setup, external.clone()), server.process.pid)
         }
         "secret" => {
             let body = form_urlencoded::Serializer::new(String::new())
@@ -470,30 +467,22 @@ async fn run_scenario(
                 .append_pair("client_secret", &setup.client_secret)
                 .append_pair("scope", &format!("{API}/.default"))
                 .finish();
-            (server.target.clone(), token_request(server, setup, Arc::new(vec![Bytes::from(body)])), server.process.pid)
+            (server.target.clone(), token_request(setup, Arc::new(vec![Bytes::from(body)])), server.process.pid)
         }
         "certificate" => {
             let count = (args.assertions / 2).max(1);
             eprintln!("pre-minting {count} certificate assertions…");
             let assertions = certificate_assertions(server, setup, count);
-            (
-                server.target.clone(),
-                token_request(server, setup, Arc::new(form_bodies(setup, &assertions))),
-                server.process.pid,
-            )
+            (server.target.clone(), token_request(setup, Arc::new(form_bodies(setup, &assertions))), server.process.pid)
         }
         "mi-fic" => {
             let count = (args.assertions / 10).clamp(1, 5000);
             eprintln!("fetching {count} managed identity tokens from wisp…");
             let tokens = managed_identity_tokens(server, setup, count).await?;
-            (
-                server.target.clone(),
-                token_request(server, setup, Arc::new(form_bodies(setup, &tokens))),
-                server.process.pid,
-            )
+            (server.target.clone(), token_request(setup, Arc::new(form_bodies(setup, &tokens))), server.process.pid)
         }
         "imds" => {
-            let (child, port) = start_agent(server, setup, work).await?;
+            let (child, port) = start_agent(server, setup).await?;
             let pid = child.pid;
             agent = Some(child);
             let target = Target {
@@ -692,11 +681,10 @@ async fn managed_identity_tokens(server: &Server, setup: &Setup, count: usize) -
 }
 
 /// Starts `wisp agent` for the bench resource; returns it and its port.
-async fn start_agent(server: &Server, setup: &Setup, work: &std::path::Path) -> anyhow::Result<(Child, u16)> {
+async fn start_agent(server: &Server, setup: &Setup) -> anyhow::Result<(Child, u16)> {
     let port = free_port()?;
-    let wisp = std::env::current_exe()?.with_file_name("wisp");
+    let wisp = &server.wisp;
     let ca_file = server.data.join("tls").join("ca.pem");
-    let _ = work;
     let args = vec![
         "agent".to_string(),
         "--server".into(),
@@ -708,7 +696,7 @@ async fn start_agent(server: &Server, setup: &Setup, work: &std::path::Path) -> 
         "--listen".into(),
         format!("127.0.0.1:{port}"),
     ];
-    let mut child = Child::spawn(&wisp, &args, &[("WISP_JOIN_TOKEN", setup.join_tokens[1].clone())])?;
+    let mut child = Child::spawn(wisp, &args, &[("WISP_JOIN_TOKEN", setup.join_tokens[1].clone())])?;
     let http = reqwest::Client::new();
     // The agent answers once enrolled; an IMDS request then warms its cache.
     let url = format!("http://127.0.0.1:{port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={API}");
