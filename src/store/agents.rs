@@ -1,6 +1,5 @@
 //! Join tokens and enrolled node agents.
 
-use sqlx::Connection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
@@ -40,7 +39,7 @@ impl Store {
     /// Stores a join token's hash for a resource.
     pub async fn create_join_token(&self, token: &NewJoinToken, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query(
             "INSERT INTO join_tokens (id, tenant_id, resource_id, token_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -68,7 +67,7 @@ impl Store {
         now: i64,
     ) -> Result<std::result::Result<Agent, EnrollRefusal>> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let row: Option<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT id, tenant_id, resource_id, expires_at, used_at FROM join_tokens WHERE token_hash = $1",
         )

@@ -1,7 +1,7 @@
 //! Applications (app registrations), their identifier URIs, and client secrets.
 //! Creating an application also creates its service principal in its home tenant.
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
@@ -95,7 +95,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let new = NewApplication {
             id: app.id.to_string(),
             app_id: app.app_id.to_string(),
@@ -186,7 +186,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let current = super::checked_version(
             &mut tx,
             "SELECT version FROM applications WHERE id = $1",
@@ -242,7 +242,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         super::checked_version(
             &mut tx,
             "SELECT version FROM applications WHERE id = $1",
@@ -268,7 +268,7 @@ impl Store {
     /// Adds a client secret (its hash) to an application.
     pub async fn add_password_credential(&self, cred: &NewPasswordCredential, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         insert_password_credential(&mut tx, cred).await?;
         insert_audit(&mut tx, audit).await?;
         self.commit_directory_change(tx).await?;
@@ -283,7 +283,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let removed = sqlx::query("DELETE FROM password_credentials WHERE application_id = $1 AND key_id = $2")
             .bind(application_id.to_string())
             .bind(key_id.to_string())

@@ -1,7 +1,7 @@
 //! Federated identity credentials (on applications and user-assigned managed
 //! identities) and uploaded certificates (key credentials).
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
@@ -128,7 +128,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         lock_owner(&mut tx, owner, &fic.owner_id).await?;
         let (count,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1")
@@ -187,7 +187,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let current = super::checked_version(
             &mut tx,
             "SELECT version FROM federated_identity_credentials WHERE id = $1",
@@ -228,7 +228,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         super::checked_version(
             &mut tx,
             "SELECT version FROM federated_identity_credentials WHERE id = $1",

@@ -1,7 +1,7 @@
 //! Managed identities (user-assigned, and the system-assigned identity of a
 //! compute resource) and compute resources with their attached identities.
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
@@ -51,7 +51,7 @@ impl Store {
     /// Creates a user-assigned identity and its service principal.
     pub async fn create_managed_identity(&self, identity: &ManagedIdentity, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         insert_identity(&mut tx, identity).await?;
         insert_audit(&mut tx, audit).await?;
         self.commit_directory_change(tx).await?;
@@ -115,7 +115,7 @@ impl Store {
     /// and service principal go with it.
     pub async fn delete_managed_identity(&self, identity: &ManagedIdentity, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         delete_identity(&mut tx, identity).await?;
         insert_audit(&mut tx, audit).await?;
         self.commit_directory_change(tx).await?;
@@ -131,7 +131,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         if let Some(identity) = system_identity {
             insert_identity(&mut tx, identity).await?;
         }
@@ -214,7 +214,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let current = super::checked_version(
             &mut tx,
             "SELECT version FROM compute_resources WHERE id = $1",
@@ -258,7 +258,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query("DELETE FROM compute_resources WHERE id = $1")
             .bind(resource.id.to_string())
             .execute(&mut *tx)

@@ -1,6 +1,5 @@
 //! Issuer keys uploaded by a tenant's administrators.
 
-use sqlx::Connection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
@@ -60,7 +59,7 @@ impl Store {
 
     pub async fn create_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query(
             "INSERT INTO federated_issuers (id, tenant_id, issuer, jwks, version, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
         )
@@ -85,7 +84,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let current = super::checked_version(
             &mut tx,
             "SELECT version FROM federated_issuers WHERE id = $1",
@@ -106,7 +105,7 @@ impl Store {
 
     pub async fn delete_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query("DELETE FROM federated_issuers WHERE id = $1")
             .bind(issuer.id.to_string())
             .execute(&mut *tx)

@@ -214,6 +214,20 @@ impl Store {
         self.backend
     }
 
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes
+    /// the write lock at once (waiting up to the busy timeout): a deferred
+    /// transaction that reads first fails with SQLITE_BUSY instead of waiting when
+    /// another writer — the sign-in log, every few milliseconds — commits first.
+    async fn begin_write<'c>(
+        &self,
+        conn: &'c mut sqlx::pool::PoolConnection<sqlx::Any>,
+    ) -> Result<sqlx::Transaction<'c, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.begin().await?,
+        })
+    }
+
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

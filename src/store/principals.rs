@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::audit::{DirectoryAudit, insert_audit};
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{AppRoleAssignment, ServicePrincipal};
-use sqlx::Connection;
 
 #[derive(sqlx::FromRow)]
 struct PrincipalRow {
@@ -105,7 +104,7 @@ impl Store {
     /// Creates a service principal (provisioning an application in a tenant).
     pub async fn create_service_principal(&self, sp: &ServicePrincipal, audit: &DirectoryAudit) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         insert_service_principal(
             &mut tx,
             &sp.id.to_string(),
@@ -124,7 +123,7 @@ impl Store {
     /// Deletes a service principal and (by cascade) its role assignments.
     pub async fn delete_service_principal(&self, tenant_id: &Uuid, id: &Uuid, audit: &DirectoryAudit) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let deleted = sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id.to_string())
             .bind(id.to_string())
@@ -144,7 +143,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         insert_app_role_assignment(&mut tx, assignment).await?;
         insert_audit(&mut tx, audit).await?;
         self.commit_directory_change(tx).await?;
@@ -187,7 +186,7 @@ impl Store {
         audit: &DirectoryAudit,
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let deleted =
             sqlx::query("DELETE FROM app_role_assignments WHERE tenant_id = $1 AND resource_id = $2 AND id = $3")
                 .bind(tenant_id.to_string())

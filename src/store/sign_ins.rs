@@ -1,7 +1,6 @@
 //! The sign-in log's rows: written in batches by `signin::SignInLog`, read by
 //! the admin API.
 
-use sqlx::Connection;
 use uuid::Uuid;
 
 use super::{Result, Store};
@@ -73,7 +72,7 @@ impl Store {
     /// per statement, not per row, is where the database's cost lies.
     pub async fn insert_sign_ins(&self, rows: &[SignInRow]) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let sql = insert_statement(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));

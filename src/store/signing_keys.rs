@@ -5,7 +5,7 @@
 //! one of them performs a given rotation, and the others notice the new generation
 //! and reload.
 
-use sqlx::{AnyConnection, Connection};
+use sqlx::AnyConnection;
 
 use super::{Result, Store};
 
@@ -105,7 +105,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let swapped =
             sqlx::query("UPDATE tenants SET key_generation = key_generation + 1 WHERE id = $1 AND key_generation = $2")
                 .bind(tenant_id)

@@ -61,9 +61,8 @@ impl Store {
         algorithm: &str,
         audit: &super::DirectoryAudit,
     ) -> Result<()> {
-        use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query("UPDATE tenants SET token_signing_algorithm = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(algorithm)
@@ -90,9 +89,8 @@ impl Store {
         policy: &TenantPolicy,
         audit: &super::DirectoryAudit,
     ) -> Result<()> {
-        use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         sqlx::query("UPDATE tenants SET block_password_credentials = $2 WHERE id = $1")
             .bind(id.to_string())
             .bind(i64::from(policy.block_password_credentials))
@@ -135,9 +133,8 @@ impl Store {
     /// Creates a tenant (keys, admin application) in one transaction, with its
     /// audit record when an administrator asked for it.
     pub async fn create_tenant(&self, new: &NewTenant<'_>, audit: Option<&super::DirectoryAudit>) -> Result<()> {
-        use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         insert_tenant_with_admin(&mut tx, new).await?;
         if let Some(audit) = audit {
             super::audit::insert_audit(&mut tx, audit).await?;
@@ -151,9 +148,8 @@ impl Store {
     /// tenant commit together, so of several processes starting at once against one
     /// PostgreSQL database exactly one returns `true`.
     pub async fn bootstrap(&self, new: &NewTenant<'_>) -> Result<bool> {
-        use sqlx::Connection;
         let mut conn = self.pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.begin_write(&mut conn).await?;
         let claimed =
             sqlx::query("INSERT INTO wisp_meta (name, value) VALUES ('bootstrap', $1) ON CONFLICT (name) DO NOTHING")
                 .bind(new.tenant.id.to_string())
