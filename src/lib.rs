@@ -9,6 +9,7 @@ pub mod clock; // unix time, read only at the edges
 pub mod config; // `wisp serve` settings: flags > WISP_* env > TOML > defaults
 pub mod crypto; // master key, sealing, secret hashing, random
 pub mod datadir; // the data folder and its files
+pub mod declarative; // configuration files: `wisp apply` plans, `wisp export`
 pub mod directory; // tenants, applications, … as plain types
 pub mod federation; // trusting external tokens: assertions, issuer keys, FIC matching
 pub mod http; // every route, layer and wire format (the only module that knows HTTP)

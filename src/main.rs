@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(wisp::cli::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One line, the whole cause chain, no backtrace.
             eprintln!("error: {e:#}");

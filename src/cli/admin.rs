@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::client::{AdminClient, ConnectionArgs, filter_eq};
-use super::scenario::{self, GitHubEntity};
+use crate::directory::scenario::{self, GitHubEntity};
 
 #[derive(Args, Debug)]
 pub struct AdminArgs {
@@ -245,6 +245,10 @@ pub enum TenantCommand {
     /// Create a tenant; its first administrator credential is printed once.
     Create {
         name: String,
+        /// Also write the credential to FILE (mode 0600) in bootstrap.json's
+        /// format, for `--bootstrap FILE`
+        #[arg(long, value_name = "FILE")]
+        save_credentials: Option<std::path::PathBuf>,
     },
     List,
     /// Show, or set, the algorithm the tenant's tokens are signed with. RS256 is
@@ -801,8 +805,11 @@ pub async fn resource(args: &AdminArgs, command: &ResourceCommand) -> anyhow::Re
 pub async fn tenant(args: &AdminArgs, command: &TenantCommand) -> anyhow::Result<()> {
     let client = AdminClient::connect(&args.connection).await?;
     match command {
-        TenantCommand::Create { name } => {
+        TenantCommand::Create { name, save_credentials } => {
             let created = client.post("/v1.0/tenants", &json!({"displayName": name})).await?;
+            if let Some(path) = save_credentials {
+                save_tenant_credentials(path, &client, &args.connection, &created)?;
+            }
             match args.output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&created)?),
                 Output::Table => {
@@ -828,6 +835,39 @@ pub async fn tenant(args: &AdminArgs, command: &TenantCommand) -> anyhow::Result
             print(args.output, &current, &[("ALGORITHM", "/algorithm"), ("SIGNING KEY", "/signingKeyId")]);
         }
     }
+    Ok(())
+}
+
+/// Writes a new tenant's admin credential where `--bootstrap FILE` reads it.
+/// Created with mode 0600 and never overwritten: it holds a secret.
+fn save_tenant_credentials(
+    path: &std::path::Path,
+    client: &AdminClient,
+    connection: &super::client::ConnectionArgs,
+    created: &Value,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let ca_file = connection.ca_file.clone().or_else(|| {
+        let bootstrap = connection.bootstrap.clone().unwrap_or_else(|| "wisp-data/bootstrap.json".into());
+        let text = std::fs::read(bootstrap).ok()?;
+        serde_json::from_slice::<Value>(&text).ok()?["ca_file"].as_str().map(Into::into)
+    });
+    let file = json!({
+        "tenant_id": created["id"],
+        "admin_client_id": created["adminCredential"]["clientId"],
+        "admin_client_secret": created["adminCredential"]["clientSecret"],
+        "authority": client.server,
+        "ca_file": ca_file,
+    });
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    out.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
+    eprintln!("Saved the credential to {} (use --bootstrap {}).", path.display(), path.display());
     Ok(())
 }
 

@@ -156,6 +156,24 @@ impl AdminClient {
         Ok(body)
     }
 
+    /// POST that returns the status and JSON body whatever the status, for
+    /// callers that render errors themselves.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let mut request = self.http.post(format!("{}{path}", self.server)).bearer_auth(&self.token).json(body);
+        if let Some(etag) = if_match {
+            request = request.header(reqwest::header::IF_MATCH, etag);
+        }
+        let response = request.send().await.with_context(|| format!("cannot reach {}", self.server))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(reqwest::Method::GET, path, None, None).await
     }

@@ -3,7 +3,7 @@
 
 mod admin;
 mod client;
-pub mod scenario;
+mod configuration;
 
 use clap::{Parser, Subcommand};
 
@@ -79,6 +79,10 @@ pub enum Command {
         #[command(flatten)]
         logs: admin::LogsArgs,
     },
+    /// Apply a configuration file (YAML or JSON) to the tenant: plan, show, apply all-or-nothing.
+    Apply(configuration::ApplyArgs),
+    /// Write the tenant as a configuration file that `wisp apply` accepts.
+    Export(configuration::ExportArgs),
     /// Create and list tenants (administrators of the bootstrap tenant).
     Tenant {
         #[command(flatten)]
@@ -88,9 +92,13 @@ pub enum Command {
     },
 }
 
-/// Runs the parsed command line. Errors are returned for `main` to print.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+/// Runs the parsed command line. Errors are returned for `main` to print; the
+/// exit code is 0, or 2 for `apply --dry-run` with changes pending.
+pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    let done = |result: anyhow::Result<()>| result.map(|()| std::process::ExitCode::SUCCESS);
+    let result = match cli.command {
+        Command::Apply(args) => return configuration::apply(&args).await,
+        Command::Export(args) => configuration::export(&args).await,
         Command::Serve(args) => serve(args).await,
         Command::Agent(args) => {
             crate::telemetry::init_logging(args.log_format, &args.log_level)?;
@@ -106,7 +114,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resource { args, command } => admin::resource(&args, &command).await,
         Command::Tenant { args, command } => admin::tenant(&args, &command).await,
         Command::Logs { args, logs } => admin::logs(&args, &logs).await,
-    }
+    };
+    done(result)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

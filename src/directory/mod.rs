@@ -3,6 +3,7 @@
 
 pub mod builtin;
 pub mod cache;
+pub mod scenario;
 pub mod validation;
 
 use serde::{Deserialize, Serialize};

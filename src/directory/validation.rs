@@ -109,6 +109,22 @@ pub fn app_role_value(value: &str) -> Result<(), String> {
     }
 }
 
+/// A compute resource name: 1–64 letters, digits, `-`, `_`, `.`, starting with a
+/// letter or digit.
+pub fn resource_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Resource name '{}' is invalid: 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit.",
+            shorten(name)
+        ))
+    }
+}
+
 fn field_len(what: &str, value: &str) -> Result<(), String> {
     if value.chars().count() > MAX_FIC_FIELD_LEN {
         Err(format!("The {what} must be at most {MAX_FIC_FIELD_LEN} characters."))

@@ -5,11 +5,12 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
+use super::writes::DirectoryWrite;
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{AppRole, Application, KeyCredentialInfo, PasswordCredentialInfo};
 
 /// Certificates to add to and remove from an application with an update.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct KeyCredentialChanges {
     /// Public metadata and the certificate's DER.
     pub add: Vec<(KeyCredentialInfo, Vec<u8>)>,
@@ -50,8 +51,8 @@ pub struct StoredPasswordCredential {
 }
 
 #[derive(sqlx::FromRow)]
-struct ApplicationRow {
-    id: String,
+pub(super) struct ApplicationRow {
+    pub(super) id: String,
     app_id: String,
     tenant_id: String,
     display_name: String,
@@ -63,11 +64,11 @@ struct ApplicationRow {
     created_at: i64,
 }
 
-const APP_COLUMNS: &str = "id, app_id, tenant_id, display_name, description, sign_in_audience, app_roles, \
+pub(super) const APP_COLUMNS: &str = "id, app_id, tenant_id, display_name, description, sign_in_audience, app_roles, \
                            requested_token_version, version, created_at";
 
 impl ApplicationRow {
-    fn into_application(self, identifier_uris: Vec<String>) -> Result<Application> {
+    pub(super) fn into_application(self, identifier_uris: Vec<String>) -> Result<Application> {
         let app_roles: Vec<AppRole> = serde_json::from_str(&self.app_roles)
             .map_err(|e| StoreError::Corrupt(format!("app roles of {}: {e}", self.id)))?;
         Ok(Application {
@@ -94,22 +95,12 @@ impl Store {
         service_principal_id: &Uuid,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        let new = NewApplication {
-            id: app.id.to_string(),
-            app_id: app.app_id.to_string(),
-            tenant_id: app.tenant_id.to_string(),
-            display_name: app.display_name.clone(),
-            sign_in_audience: app.sign_in_audience.clone(),
-            service_principal_id: service_principal_id.to_string(),
-            created_at: app.created_at,
+        let write = DirectoryWrite::CreateApplication {
+            app: app.clone(),
+            service_principal_id: *service_principal_id,
+            certificates: Vec::new(),
         };
-        insert_application(&mut tx, &new).await?;
-        write_app_attributes(&mut tx, app).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&write, audit).await.map(|_| ())
     }
 
     /// An application of `tenant_id` by object id.
@@ -185,52 +176,8 @@ impl Store {
         keys: &KeyCredentialChanges,
         audit: &DirectoryAudit,
     ) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        let current = super::checked_version(
-            &mut tx,
-            "SELECT version FROM applications WHERE id = $1",
-            &app.id.to_string(),
-            expected_version,
-        )
-        .await?;
-        let updated = sqlx::query(
-            "UPDATE applications SET display_name = $2, sign_in_audience = $3, version = version + 1 \
-             WHERE id = $1 AND version = $4",
-        )
-        .bind(app.id.to_string())
-        .bind(&app.display_name)
-        .bind(&app.sign_in_audience)
-        .bind(current)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Err(StoreError::PreconditionFailed);
-        }
-        sqlx::query("DELETE FROM identifier_uris WHERE application_id = $1")
-            .bind(app.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        write_app_attributes(&mut tx, app).await?;
-        sqlx::query("UPDATE service_principals SET display_name = $2 WHERE app_id = $1")
-            .bind(app.app_id.to_string())
-            .bind(&app.display_name)
-            .execute(&mut *tx)
-            .await?;
-        for key_id in &keys.remove {
-            sqlx::query("DELETE FROM key_credentials WHERE application_id = $1 AND key_id = $2")
-                .bind(app.id.to_string())
-                .bind(key_id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (key, certificate) in &keys.add {
-            super::credentials::insert_key_credential(&mut tx, &app.id, key, certificate).await?;
-        }
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(current + 1)
+        let write = DirectoryWrite::UpdateApplication { app: app.clone(), expected_version, keys: keys.clone() };
+        Ok(self.write(&write, audit).await?.expect("an update returns the new version"))
     }
 
     /// Deletes an application with its credentials, its service principals in
@@ -241,28 +188,7 @@ impl Store {
         expected_version: Option<i64>,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        super::checked_version(
-            &mut tx,
-            "SELECT version FROM applications WHERE id = $1",
-            &app.id.to_string(),
-            expected_version,
-        )
-        .await?;
-        sqlx::query("DELETE FROM federated_identity_credentials WHERE owner_id = $1")
-            .bind(app.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        // Role assignments cascade from the service principals.
-        sqlx::query("DELETE FROM service_principals WHERE app_id = $1")
-            .bind(app.app_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM applications WHERE id = $1").bind(app.id.to_string()).execute(&mut *tx).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::DeleteApplication { app: app.clone(), expected_version }, audit).await.map(|_| ())
     }
 
     /// Adds a client secret (its hash) to an application.
@@ -325,9 +251,84 @@ impl Store {
     }
 }
 
+pub(super) async fn update_application(
+    conn: &mut AnyConnection,
+    app: &Application,
+    expected_version: Option<i64>,
+    keys: &KeyCredentialChanges,
+) -> Result<i64> {
+    let current = super::checked_version(
+        &mut *conn,
+        "SELECT version FROM applications WHERE id = $1",
+        &app.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    let updated = sqlx::query(
+        "UPDATE applications SET display_name = $2, sign_in_audience = $3, version = version + 1 \
+             WHERE id = $1 AND version = $4",
+    )
+    .bind(app.id.to_string())
+    .bind(&app.display_name)
+    .bind(&app.sign_in_audience)
+    .bind(current)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::PreconditionFailed);
+    }
+    sqlx::query("DELETE FROM identifier_uris WHERE application_id = $1")
+        .bind(app.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    write_app_attributes(&mut *conn, app).await?;
+    sqlx::query("UPDATE service_principals SET display_name = $2 WHERE app_id = $1")
+        .bind(app.app_id.to_string())
+        .bind(&app.display_name)
+        .execute(&mut *conn)
+        .await?;
+    for key_id in &keys.remove {
+        sqlx::query("DELETE FROM key_credentials WHERE application_id = $1 AND key_id = $2")
+            .bind(app.id.to_string())
+            .bind(key_id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (key, certificate) in &keys.add {
+        super::credentials::insert_key_credential(&mut *conn, &app.id, key, certificate).await?;
+    }
+    Ok(current + 1)
+}
+
+pub(super) async fn delete_application(
+    conn: &mut AnyConnection,
+    app: &Application,
+    expected_version: Option<i64>,
+) -> Result<()> {
+    super::checked_version(
+        &mut *conn,
+        "SELECT version FROM applications WHERE id = $1",
+        &app.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    sqlx::query("DELETE FROM federated_identity_credentials WHERE owner_id = $1")
+        .bind(app.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    // Role assignments cascade from the service principals.
+    sqlx::query("DELETE FROM service_principals WHERE app_id = $1")
+        .bind(app.app_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM applications WHERE id = $1").bind(app.id.to_string()).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Writes the attributes kept outside the base row: roles, description, token
 /// version, identifier URIs (unique in the tenant).
-async fn write_app_attributes(conn: &mut AnyConnection, app: &Application) -> Result<()> {
+pub(super) async fn write_app_attributes(conn: &mut AnyConnection, app: &Application) -> Result<()> {
     let roles = serde_json::to_string(&app.app_roles).expect("app roles serialize");
     sqlx::query("UPDATE applications SET app_roles = $2, description = $3, requested_token_version = $4 WHERE id = $1")
         .bind(app.id.to_string())

@@ -4,7 +4,8 @@
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::audit::{DirectoryAudit, insert_audit};
+use super::audit::DirectoryAudit;
+use super::writes::DirectoryWrite;
 use super::{Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{ClaimsExpression, FederatedCredential, KeyCredentialInfo};
 
@@ -17,7 +18,7 @@ pub enum FicOwner {
 }
 
 #[derive(sqlx::FromRow)]
-struct FicRow {
+pub(super) struct FicRow {
     id: String,
     owner_id: String,
     name: String,
@@ -61,7 +62,7 @@ impl TryFrom<FicRow> for FederatedCredential {
 }
 
 #[derive(sqlx::FromRow)]
-struct KeyCredentialRow {
+pub(super) struct KeyCredentialRow {
     key_id: String,
     display_name: Option<String>,
     thumbprint_sha1: String,
@@ -72,7 +73,7 @@ struct KeyCredentialRow {
 }
 
 impl KeyCredentialRow {
-    fn into_parts(self) -> Result<(KeyCredentialInfo, Vec<u8>)> {
+    pub(super) fn into_parts(self) -> Result<(KeyCredentialInfo, Vec<u8>)> {
         let info = KeyCredentialInfo {
             key_id: parse_id(&self.key_id)?,
             display_name: self.display_name,
@@ -85,7 +86,7 @@ impl KeyCredentialRow {
     }
 }
 
-const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at, \
+pub(super) const FIC_COLUMNS: &str = "id, owner_id, name, issuer, subject, audiences, description, version, created_at, \
                            expression, expression_language, expression_compiled";
 
 fn duplicate_pair() -> String {
@@ -127,55 +128,8 @@ impl Store {
         max: usize,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        lock_owner(&mut tx, owner, &fic.owner_id).await?;
-        let (count,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1")
-                .bind(fic.owner_id.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
-        if count as usize >= max {
-            return Err(StoreError::Conflict(format!(
-                "This object already has the maximum of {max} federated identity credentials."
-            )));
-        }
-        let (same_name,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1 AND name = $2")
-                .bind(fic.owner_id.to_string())
-                .bind(&fic.name)
-                .fetch_one(&mut *tx)
-                .await?;
-        if same_name > 0 {
-            return Err(StoreError::Conflict(format!(
-                "A federated identity credential named '{}' already exists on this object.",
-                fic.name
-            )));
-        }
-        sqlx::query(
-            "INSERT INTO federated_identity_credentials \
-             (id, owner_id, tenant_id, name, issuer, subject, audiences, description, version, created_at, \
-              expression, expression_language, expression_compiled) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $12)",
-        )
-        .bind(fic.id.to_string())
-        .bind(fic.owner_id.to_string())
-        .bind(tenant_id.to_string())
-        .bind(&fic.name)
-        .bind(&fic.issuer)
-        .bind(&fic.subject)
-        .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
-        .bind(&fic.description)
-        .bind(fic.created_at)
-        .bind(fic.expression.as_ref().map(|e| e.value.clone()))
-        .bind(fic.expression.as_ref().map(|e| e.language_version))
-        .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_unique(duplicate_pair()))?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        let write = DirectoryWrite::CreateFic { owner, tenant_id: *tenant_id, fic: fic.clone(), max };
+        self.write(&write, audit).await.map(|_| ())
     }
 
     /// Replaces a FIC's issuer, subject, audiences and description if its version
@@ -186,39 +140,7 @@ impl Store {
         expected_version: Option<i64>,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        let current = super::checked_version(
-            &mut tx,
-            "SELECT version FROM federated_identity_credentials WHERE id = $1",
-            &fic.id.to_string(),
-            expected_version,
-        )
-        .await?;
-        let updated = sqlx::query(
-            "UPDATE federated_identity_credentials SET issuer = $2, subject = $3, audiences = $4, description = $5, \
-             expression = $7, expression_language = $8, expression_compiled = $9, \
-             version = version + 1 WHERE id = $1 AND version = $6",
-        )
-        .bind(fic.id.to_string())
-        .bind(&fic.issuer)
-        .bind(&fic.subject)
-        .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
-        .bind(&fic.description)
-        .bind(current)
-        .bind(fic.expression.as_ref().map(|e| e.value.clone()))
-        .bind(fic.expression.as_ref().map(|e| e.language_version))
-        .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_unique(duplicate_pair()))?
-        .rows_affected();
-        if updated != 1 {
-            return Err(StoreError::PreconditionFailed);
-        }
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::UpdateFic { fic: fic.clone(), expected_version }, audit).await.map(|_| ())
     }
 
     pub async fn delete_federated_credential(
@@ -227,22 +149,7 @@ impl Store {
         expected_version: Option<i64>,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        super::checked_version(
-            &mut tx,
-            "SELECT version FROM federated_identity_credentials WHERE id = $1",
-            &fic.id.to_string(),
-            expected_version,
-        )
-        .await?;
-        sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
-            .bind(fic.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::DeleteFic { fic: fic.clone(), expected_version }, audit).await.map(|_| ())
     }
 
     /// An application's certificates with their DER, for verifying assertions.
@@ -268,6 +175,114 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+pub(super) async fn insert_fic(
+    conn: &mut AnyConnection,
+    owner: FicOwner,
+    tenant_id: &Uuid,
+    fic: &FederatedCredential,
+    max: usize,
+) -> Result<()> {
+    lock_owner(&mut *conn, owner, &fic.owner_id).await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1")
+        .bind(fic.owner_id.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    if count as usize >= max {
+        return Err(StoreError::Conflict(format!(
+            "This object already has the maximum of {max} federated identity credentials."
+        )));
+    }
+    let (same_name,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM federated_identity_credentials WHERE owner_id = $1 AND name = $2")
+            .bind(fic.owner_id.to_string())
+            .bind(&fic.name)
+            .fetch_one(&mut *conn)
+            .await?;
+    if same_name > 0 {
+        return Err(StoreError::Conflict(format!(
+            "A federated identity credential named '{}' already exists on this object.",
+            fic.name
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO federated_identity_credentials \
+             (id, owner_id, tenant_id, name, issuer, subject, audiences, description, version, created_at, \
+              expression, expression_language, expression_compiled) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $11, $12)",
+    )
+    .bind(fic.id.to_string())
+    .bind(fic.owner_id.to_string())
+    .bind(tenant_id.to_string())
+    .bind(&fic.name)
+    .bind(&fic.issuer)
+    .bind(&fic.subject)
+    .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
+    .bind(&fic.description)
+    .bind(fic.created_at)
+    .bind(fic.expression.as_ref().map(|e| e.value.clone()))
+    .bind(fic.expression.as_ref().map(|e| e.language_version))
+    .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_unique(duplicate_pair()))?;
+    Ok(())
+}
+
+pub(super) async fn update_fic(
+    conn: &mut AnyConnection,
+    fic: &FederatedCredential,
+    expected_version: Option<i64>,
+) -> Result<i64> {
+    let current = super::checked_version(
+        &mut *conn,
+        "SELECT version FROM federated_identity_credentials WHERE id = $1",
+        &fic.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    let updated = sqlx::query(
+        "UPDATE federated_identity_credentials SET issuer = $2, subject = $3, audiences = $4, description = $5, \
+             expression = $7, expression_language = $8, expression_compiled = $9, \
+             version = version + 1 WHERE id = $1 AND version = $6",
+    )
+    .bind(fic.id.to_string())
+    .bind(&fic.issuer)
+    .bind(&fic.subject)
+    .bind(serde_json::to_string(&fic.audiences).expect("audiences serialize"))
+    .bind(&fic.description)
+    .bind(current)
+    .bind(fic.expression.as_ref().map(|e| e.value.clone()))
+    .bind(fic.expression.as_ref().map(|e| e.language_version))
+    .bind(fic.expression.as_ref().map(|e| serde_json::to_string(&e.compiled).expect("expression serializes")))
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_unique(duplicate_pair()))?
+    .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::PreconditionFailed);
+    }
+    Ok(current + 1)
+}
+
+pub(super) async fn delete_fic(
+    conn: &mut AnyConnection,
+    fic: &FederatedCredential,
+    expected_version: Option<i64>,
+) -> Result<()> {
+    super::checked_version(
+        &mut *conn,
+        "SELECT version FROM federated_identity_credentials WHERE id = $1",
+        &fic.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    sqlx::query("DELETE FROM federated_identity_credentials WHERE id = $1")
+        .bind(fic.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Stores an uploaded certificate's public part inside the caller's transaction.

@@ -4,12 +4,13 @@
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::audit::{DirectoryAudit, insert_audit};
+use super::audit::DirectoryAudit;
+use super::writes::DirectoryWrite;
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{ComputeResource, ManagedIdentity};
 
 #[derive(sqlx::FromRow)]
-struct IdentityRow {
+pub(super) struct IdentityRow {
     id: String,
     tenant_id: String,
     kind: String,
@@ -35,8 +36,8 @@ impl TryFrom<IdentityRow> for ManagedIdentity {
 }
 
 #[derive(sqlx::FromRow)]
-struct ResourceRow {
-    id: String,
+pub(super) struct ResourceRow {
+    pub(super) id: String,
     tenant_id: String,
     name: String,
     system_identity_id: Option<String>,
@@ -44,18 +45,27 @@ struct ResourceRow {
     created_at: i64,
 }
 
-const IDENTITY_COLUMNS: &str = "id, tenant_id, kind, display_name, client_id, principal_id, created_at";
-const RESOURCE_COLUMNS: &str = "id, tenant_id, name, system_identity_id, version, created_at";
+impl ResourceRow {
+    pub(super) fn into_resource(self, user_assigned: Vec<Uuid>) -> Result<ComputeResource> {
+        Ok(ComputeResource {
+            id: parse_id(&self.id)?,
+            tenant_id: parse_id(&self.tenant_id)?,
+            name: self.name,
+            system_identity_id: self.system_identity_id.as_deref().map(parse_id).transpose()?,
+            user_assigned,
+            version: self.version,
+            created_at: self.created_at,
+        })
+    }
+}
+
+pub(super) const IDENTITY_COLUMNS: &str = "id, tenant_id, kind, display_name, client_id, principal_id, created_at";
+pub(super) const RESOURCE_COLUMNS: &str = "id, tenant_id, name, system_identity_id, version, created_at";
 
 impl Store {
     /// Creates a user-assigned identity and its service principal.
     pub async fn create_managed_identity(&self, identity: &ManagedIdentity, audit: &DirectoryAudit) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        insert_identity(&mut tx, identity).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::CreateIdentity(identity.clone()), audit).await.map(|_| ())
     }
 
     pub async fn managed_identity(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<ManagedIdentity>> {
@@ -114,12 +124,7 @@ impl Store {
     /// Deletes a user-assigned identity: its FICs, attachments, role assignments
     /// and service principal go with it.
     pub async fn delete_managed_identity(&self, identity: &ManagedIdentity, audit: &DirectoryAudit) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        delete_identity(&mut tx, identity).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::DeleteIdentity(identity.clone()), audit).await.map(|_| ())
     }
 
     /// Creates a compute resource, its system-assigned identity (when given) and
@@ -130,27 +135,9 @@ impl Store {
         system_identity: Option<&ManagedIdentity>,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        if let Some(identity) = system_identity {
-            insert_identity(&mut tx, identity).await?;
-        }
-        sqlx::query(
-            "INSERT INTO compute_resources (id, tenant_id, name, system_identity_id, version, created_at) \
-             VALUES ($1, $2, $3, $4, 1, $5)",
-        )
-        .bind(resource.id.to_string())
-        .bind(resource.tenant_id.to_string())
-        .bind(&resource.name)
-        .bind(resource.system_identity_id.map(|id| id.to_string()))
-        .bind(resource.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_unique(format!("A resource named '{}' already exists in this tenant.", resource.name)))?;
-        write_attachments(&mut tx, resource).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        let write =
+            DirectoryWrite::CreateResource { resource: resource.clone(), system_identity: system_identity.cloned() };
+        self.write(&write, audit).await.map(|_| ())
     }
 
     pub async fn compute_resource(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<ComputeResource>> {
@@ -191,15 +178,7 @@ impl Store {
                 .bind(&row.id)
                 .fetch_all(&self.pool)
                 .await?;
-        Ok(ComputeResource {
-            id: parse_id(&row.id)?,
-            tenant_id: parse_id(&row.tenant_id)?,
-            name: row.name,
-            system_identity_id: row.system_identity_id.as_deref().map(parse_id).transpose()?,
-            user_assigned: attached.iter().map(|(id,)| parse_id(id)).collect::<Result<Vec<_>>>()?,
-            version: row.version,
-            created_at: row.created_at,
-        })
+        row.into_resource(attached.iter().map(|(id,)| parse_id(id)).collect::<Result<Vec<_>>>()?)
     }
 
     /// Replaces a resource's identities: adds `new_system_identity` (when turning
@@ -213,41 +192,13 @@ impl Store {
         removed_system_identity: Option<&ManagedIdentity>,
         audit: &DirectoryAudit,
     ) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        let current = super::checked_version(
-            &mut tx,
-            "SELECT version FROM compute_resources WHERE id = $1",
-            &resource.id.to_string(),
+        let write = DirectoryWrite::UpdateResource {
+            resource: resource.clone(),
             expected_version,
-        )
-        .await?;
-        if let Some(identity) = new_system_identity {
-            insert_identity(&mut tx, identity).await?;
-        }
-        let updated = sqlx::query(
-            "UPDATE compute_resources SET system_identity_id = $2, version = version + 1 WHERE id = $1 AND version = $3",
-        )
-        .bind(resource.id.to_string())
-        .bind(resource.system_identity_id.map(|id| id.to_string()))
-        .bind(current)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated != 1 {
-            return Err(StoreError::PreconditionFailed);
-        }
-        if let Some(identity) = removed_system_identity {
-            delete_identity(&mut tx, identity).await?;
-        }
-        sqlx::query("DELETE FROM resource_identities WHERE resource_id = $1")
-            .bind(resource.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        write_attachments(&mut tx, resource).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(current + 1)
+            new_system_identity: new_system_identity.cloned(),
+            removed_system_identity: removed_system_identity.cloned(),
+        };
+        Ok(self.write(&write, audit).await?.expect("an update returns the new version"))
     }
 
     /// Deletes a resource and its system-assigned identity.
@@ -257,22 +208,92 @@ impl Store {
         system_identity: Option<&ManagedIdentity>,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        sqlx::query("DELETE FROM compute_resources WHERE id = $1")
-            .bind(resource.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if let Some(identity) = system_identity {
-            delete_identity(&mut tx, identity).await?;
-        }
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        let write =
+            DirectoryWrite::DeleteResource { resource: resource.clone(), system_identity: system_identity.cloned() };
+        self.write(&write, audit).await.map(|_| ())
     }
 }
 
-async fn insert_identity(conn: &mut AnyConnection, identity: &ManagedIdentity) -> Result<()> {
+pub(super) async fn insert_resource(
+    conn: &mut AnyConnection,
+    resource: &ComputeResource,
+    system_identity: Option<&ManagedIdentity>,
+) -> Result<()> {
+    if let Some(identity) = system_identity {
+        insert_identity(&mut *conn, identity).await?;
+    }
+    sqlx::query(
+        "INSERT INTO compute_resources (id, tenant_id, name, system_identity_id, version, created_at) \
+             VALUES ($1, $2, $3, $4, 1, $5)",
+    )
+    .bind(resource.id.to_string())
+    .bind(resource.tenant_id.to_string())
+    .bind(&resource.name)
+    .bind(resource.system_identity_id.map(|id| id.to_string()))
+    .bind(resource.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_unique(format!("A resource named '{}' already exists in this tenant.", resource.name)))?;
+    write_attachments(&mut *conn, resource).await?;
+    Ok(())
+}
+
+pub(super) async fn update_resource(
+    conn: &mut AnyConnection,
+    resource: &ComputeResource,
+    expected_version: Option<i64>,
+    new_system_identity: Option<&ManagedIdentity>,
+    removed_system_identity: Option<&ManagedIdentity>,
+) -> Result<i64> {
+    let current = super::checked_version(
+        &mut *conn,
+        "SELECT version FROM compute_resources WHERE id = $1",
+        &resource.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    if let Some(identity) = new_system_identity {
+        insert_identity(&mut *conn, identity).await?;
+    }
+    let updated = sqlx::query(
+        "UPDATE compute_resources SET system_identity_id = $2, version = version + 1 WHERE id = $1 AND version = $3",
+    )
+    .bind(resource.id.to_string())
+    .bind(resource.system_identity_id.map(|id| id.to_string()))
+    .bind(current)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated != 1 {
+        return Err(StoreError::PreconditionFailed);
+    }
+    if let Some(identity) = removed_system_identity {
+        delete_identity(&mut *conn, identity).await?;
+    }
+    sqlx::query("DELETE FROM resource_identities WHERE resource_id = $1")
+        .bind(resource.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    write_attachments(&mut *conn, resource).await?;
+    Ok(current + 1)
+}
+
+pub(super) async fn delete_resource(
+    conn: &mut AnyConnection,
+    resource: &ComputeResource,
+    system_identity: Option<&ManagedIdentity>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM compute_resources WHERE id = $1")
+        .bind(resource.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    if let Some(identity) = system_identity {
+        delete_identity(&mut *conn, identity).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_identity(conn: &mut AnyConnection, identity: &ManagedIdentity) -> Result<()> {
     super::principals::insert_service_principal(
         conn,
         &identity.principal_id.to_string(),
@@ -299,7 +320,7 @@ async fn insert_identity(conn: &mut AnyConnection, identity: &ManagedIdentity) -
     Ok(())
 }
 
-async fn delete_identity(conn: &mut AnyConnection, identity: &ManagedIdentity) -> Result<()> {
+pub(super) async fn delete_identity(conn: &mut AnyConnection, identity: &ManagedIdentity) -> Result<()> {
     sqlx::query("DELETE FROM federated_identity_credentials WHERE owner_id = $1")
         .bind(identity.id.to_string())
         .execute(&mut *conn)

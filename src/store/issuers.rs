@@ -2,7 +2,8 @@
 
 use uuid::Uuid;
 
-use super::audit::{DirectoryAudit, insert_audit};
+use super::audit::DirectoryAudit;
+use super::writes::DirectoryWrite;
 use super::{Result, Store, conflict_on_unique, parse_id};
 
 /// An uploaded issuer key set.
@@ -17,9 +18,9 @@ pub struct UploadedIssuer {
     pub created_at: i64,
 }
 
-type Row = (String, String, String, String, i64, i64);
+pub(super) type Row = (String, String, String, String, i64, i64);
 
-fn from_row((id, tenant_id, issuer, jwks, version, created_at): Row) -> Result<UploadedIssuer> {
+pub(super) fn from_row((id, tenant_id, issuer, jwks, version, created_at): Row) -> Result<UploadedIssuer> {
     Ok(UploadedIssuer { id: parse_id(&id)?, tenant_id: parse_id(&tenant_id)?, issuer, jwks, version, created_at })
 }
 
@@ -58,22 +59,7 @@ impl Store {
     }
 
     pub async fn create_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        sqlx::query(
-            "INSERT INTO federated_issuers (id, tenant_id, issuer, jwks, version, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
-        )
-        .bind(issuer.id.to_string())
-        .bind(issuer.tenant_id.to_string())
-        .bind(&issuer.issuer)
-        .bind(&issuer.jwks)
-        .bind(issuer.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_on_unique(format!("Keys for the issuer '{}' are already uploaded in this tenant.", issuer.issuer)))?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::CreateIssuer(issuer.clone()), audit).await.map(|_| ())
     }
 
     /// Replaces the key set if the version is still `expected_version` (when given).
@@ -83,35 +69,47 @@ impl Store {
         expected_version: Option<i64>,
         audit: &DirectoryAudit,
     ) -> Result<i64> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        let current = super::checked_version(
-            &mut tx,
-            "SELECT version FROM federated_issuers WHERE id = $1",
-            &issuer.id.to_string(),
-            expected_version,
-        )
-        .await?;
-        sqlx::query("UPDATE federated_issuers SET jwks = $2, version = version + 1 WHERE id = $1 AND version = $3")
-            .bind(issuer.id.to_string())
-            .bind(&issuer.jwks)
-            .bind(current)
-            .execute(&mut *tx)
-            .await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(current + 1)
+        let write = DirectoryWrite::UpdateIssuer { issuer: issuer.clone(), expected_version };
+        Ok(self.write(&write, audit).await?.expect("an update returns the new version"))
     }
 
     pub async fn delete_uploaded_issuer(&self, issuer: &UploadedIssuer, audit: &DirectoryAudit) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        sqlx::query("DELETE FROM federated_issuers WHERE id = $1")
-            .bind(issuer.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::DeleteIssuer(issuer.clone()), audit).await.map(|_| ())
     }
+}
+
+pub(super) async fn insert_issuer(conn: &mut sqlx::AnyConnection, issuer: &UploadedIssuer) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO federated_issuers (id, tenant_id, issuer, jwks, version, created_at) VALUES ($1, $2, $3, $4, 1, $5)",
+    )
+    .bind(issuer.id.to_string())
+    .bind(issuer.tenant_id.to_string())
+    .bind(&issuer.issuer)
+    .bind(&issuer.jwks)
+    .bind(issuer.created_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(conflict_on_unique(format!("Keys for the issuer '{}' are already uploaded in this tenant.", issuer.issuer)))?;
+    Ok(())
+}
+
+pub(super) async fn update_issuer(
+    conn: &mut sqlx::AnyConnection,
+    issuer: &UploadedIssuer,
+    expected_version: Option<i64>,
+) -> Result<i64> {
+    let current = super::checked_version(
+        &mut *conn,
+        "SELECT version FROM federated_issuers WHERE id = $1",
+        &issuer.id.to_string(),
+        expected_version,
+    )
+    .await?;
+    sqlx::query("UPDATE federated_issuers SET jwks = $2, version = version + 1 WHERE id = $1 AND version = $3")
+        .bind(issuer.id.to_string())
+        .bind(&issuer.jwks)
+        .bind(current)
+        .execute(&mut *conn)
+        .await?;
+    Ok(current + 1)
 }

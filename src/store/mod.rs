@@ -17,7 +17,9 @@ mod meta;
 mod principals;
 mod sign_ins;
 mod signing_keys;
+mod snapshot;
 mod tenants;
+mod writes;
 
 pub use agents::{Agent, EnrollRefusal, NewJoinToken};
 pub use applications::{KeyCredentialChanges, NewApplication, NewPasswordCredential, StoredPasswordCredential};
@@ -27,7 +29,9 @@ pub use credentials::FicOwner;
 pub use issuers::UploadedIssuer;
 pub use sign_ins::{SignInQuery, SignInRow};
 pub use signing_keys::{KeyChange, StoredSigningKey};
+pub use snapshot::TenantSnapshot;
 pub use tenants::{NewTenant, TenantPolicy};
+pub use writes::{Batch, DirectoryWrite};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -5,11 +5,12 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
+use super::writes::DirectoryWrite;
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{AppRoleAssignment, ServicePrincipal};
 
 #[derive(sqlx::FromRow)]
-struct PrincipalRow {
+pub(super) struct PrincipalRow {
     id: String,
     tenant_id: String,
     app_id: String,
@@ -33,7 +34,7 @@ impl TryFrom<PrincipalRow> for ServicePrincipal {
 }
 
 #[derive(sqlx::FromRow)]
-struct AssignmentRow {
+pub(super) struct AssignmentRow {
     id: String,
     tenant_id: String,
     principal_id: String,
@@ -56,8 +57,8 @@ impl TryFrom<AssignmentRow> for AppRoleAssignment {
     }
 }
 
-const SP_COLUMNS: &str = "id, tenant_id, app_id, display_name, principal_type, created_at";
-const ASSIGNMENT_COLUMNS: &str = "id, tenant_id, principal_id, resource_id, app_role_id, created_at";
+pub(super) const SP_COLUMNS: &str = "id, tenant_id, app_id, display_name, principal_type, created_at";
+pub(super) const ASSIGNMENT_COLUMNS: &str = "id, tenant_id, principal_id, resource_id, app_role_id, created_at";
 
 impl Store {
     pub async fn service_principal(&self, tenant_id: &Uuid, id: &Uuid) -> Result<Option<ServicePrincipal>> {
@@ -103,21 +104,7 @@ impl Store {
 
     /// Creates a service principal (provisioning an application in a tenant).
     pub async fn create_service_principal(&self, sp: &ServicePrincipal, audit: &DirectoryAudit) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        insert_service_principal(
-            &mut tx,
-            &sp.id.to_string(),
-            &sp.tenant_id.to_string(),
-            &sp.app_id,
-            &sp.display_name,
-            &sp.principal_type,
-            sp.created_at,
-        )
-        .await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::CreateServicePrincipal(sp.clone()), audit).await.map(|_| ())
     }
 
     /// Deletes a service principal and (by cascade) its role assignments.
@@ -142,12 +129,7 @@ impl Store {
         assignment: &AppRoleAssignment,
         audit: &DirectoryAudit,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        let mut tx = self.begin_write(&mut conn).await?;
-        insert_app_role_assignment(&mut tx, assignment).await?;
-        insert_audit(&mut tx, audit).await?;
-        self.commit_directory_change(tx).await?;
-        Ok(())
+        self.write(&DirectoryWrite::CreateAssignment(assignment.clone()), audit).await.map(|_| ())
     }
 
     /// Assignments on a resource (its `appRoleAssignedTo`).

@@ -222,17 +222,7 @@ async fn wanted_identities(
 }
 
 fn resource_name(name: &str) -> Result<(), GraphError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(GraphError::bad_request(format!(
-            "Resource name '{}' is invalid: 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit.",
-            validation::shorten(name)
-        )))
-    }
+    validation::resource_name(name).map_err(GraphError::bad_request)
 }
 
 async fn load_resource(app: &AppState, caller: &Caller, id: &str) -> Result<ComputeResource, AdminError> {

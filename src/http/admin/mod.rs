@@ -5,6 +5,7 @@
 
 mod applications;
 mod audit;
+mod configuration;
 mod fics;
 mod identities;
 mod issuers;
@@ -79,6 +80,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1.0/resources/{id}/joinTokens", post(identities::create_join_token))
         .route("/v1.0/federatedIssuers", get(issuers::list).post(issuers::create))
         .route("/v1.0/federatedIssuers/{id}", get(issuers::get).patch(issuers::update).delete(issuers::delete))
+        .route("/v1.0/tenantConfiguration", get(configuration::export))
+        .route("/v1.0/tenantConfiguration/plan", post(configuration::plan))
+        .route("/v1.0/tenantConfiguration/apply", post(configuration::apply))
         .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
         .route("/v1.0/policies/tokenSigning", get(tenants::get_token_signing).patch(tenants::update_token_signing))
 }
@@ -214,11 +218,13 @@ pub struct GraphError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Graph's `details`: one `(target, message)` per problem, when there are several.
+    pub details: Vec<(String, String)>,
 }
 
 impl GraphError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), details: Vec::new() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -256,7 +262,12 @@ impl GraphError {
     pub fn into_response_with(self, context: &RequestContext) -> Response {
         let date =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let body = json!({
+        let details: Vec<_> = self
+            .details
+            .iter()
+            .map(|(target, message)| json!({"code": self.code, "target": target, "message": message}))
+            .collect();
+        let mut body = json!({
             "error": {
                 "code": self.code,
                 "message": self.message,
@@ -267,6 +278,9 @@ impl GraphError {
                 }
             }
         });
+        if !details.is_empty() {
+            body["error"]["details"] = json!(details);
+        }
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -1,6 +1,6 @@
-//! The federated-credential scenarios of Entra's portal form, as the CLI's
-//! helpers: they fill `issuer` and `subject` exactly the way GitHub Actions and
-//! Kubernetes emit them (`entra-protocol.md` §8).
+//! The federated-credential scenarios of Entra's portal form: they fill `issuer`
+//! and `subject` exactly the way GitHub Actions and Kubernetes emit them
+//! (`entra-protocol.md` §8). Used by the CLI's helpers and by configuration files.
 
 /// GitHub Actions' OIDC issuer (no trailing slash).
 pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
@@ -20,7 +20,7 @@ pub fn github_subject(repo: &str, entity: &GitHubEntity) -> Result<String, Strin
         |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     match repo.split_once('/') {
         Some((org, name)) if valid_part(org) && valid_part(name) => {}
-        _ => return Err(format!("--github-repo must be ORG/REPO, not {repo:?}")),
+        _ => return Err(format!("the GitHub repository must be ORG/REPO, not {repo:?}")),
     }
     let value_ok = |v: &str| !v.is_empty() && !v.contains(char::is_whitespace);
     Ok(match entity {
@@ -45,7 +45,7 @@ pub fn kubernetes_subject(namespace: &str, service_account: &str) -> Result<Stri
     };
     if !dns_label(namespace) || !dns_label(service_account) {
         return Err(
-            "--namespace and --service-account must be Kubernetes names (lower-case letters, digits, '-', '.')".into(),
+            "the namespace and service account must be Kubernetes names (lower-case letters, digits, '-', '.')".into(),
         );
     }
     Ok(format!("system:serviceaccount:{namespace}:{service_account}"))
