@@ -334,6 +334,15 @@ mod tests {
     }
 
     #[test]
+    fn the_published_schema_is_the_generated_one() {
+        let published = include_str!("../../schema/tenant.schema.json");
+        assert!(
+            published == json_schema(),
+            "schema/tenant.schema.json is stale: run `cargo run -- export --schema > schema/tenant.schema.json`"
+        );
+    }
+
+    #[test]
     fn the_schema_describes_the_format() {
         let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
         assert_eq!(schema["title"], "wisp tenant configuration");

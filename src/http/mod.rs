@@ -25,8 +25,10 @@ pub use context::RequestContext;
 
 use crate::app::AppState;
 
-/// Largest request body any endpoint reads.
+/// Largest request body any endpoint reads, except configuration files.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest configuration file `/v1.0/tenantConfiguration/{plan,apply}` read.
+pub const MAX_CONFIGURATION_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -42,10 +44,12 @@ pub fn router(app: AppState) -> Router {
         .route("/agent/v1/enroll", post(agent::enroll))
         .route("/agent/v1/token", post(agent::token))
         .merge(admin::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Configuration files describe a whole tenant: a larger limit, for these routes only.
+        .merge(admin::configuration_routes().layer(RequestBodyLimitLayer::new(MAX_CONFIGURATION_BYTES)))
         .route_layer(middleware::from_fn(context::record_metrics))
         .fallback(not_found)
         .layer(middleware::from_fn(context::assign_ids))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
         .with_state(app)

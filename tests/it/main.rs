@@ -10,6 +10,7 @@ mod support;
 mod admin; // the admin API: Graph-shaped CRUD, rules, auth, isolation, audit
 mod cli; // the administration CLI as the real binary
 mod compat; // the real Microsoft client libraries (Python and Node), installed by tests/compat/setup.sh
+mod configuration; // configuration files: wisp apply / export, plans, all-or-nothing, prune
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod federation; // federated and certificate client assertions, issuers, SSRF policy
 mod keys; // signing-key rotation across several processes sharing one database

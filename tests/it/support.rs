@@ -88,6 +88,39 @@ impl TestServer {
         self.admin_as(&self.tenant_id(), &id, &secret).await
     }
 
+    /// An admin API session for a new application holding only `role` on the
+    /// admin API (e.g. `Directory.Read.All`), created by the bootstrap administrator.
+    pub async fn admin_as_role(&self, role: &str) -> Admin {
+        let admin = self.admin().await;
+        let app =
+            admin.post("/v1.0/applications", serde_json::json!({"displayName": format!("holder of {role}")})).await;
+        assert_eq!(app.status, 201, "{}", app.body);
+        let secret = admin
+            .post(
+                &format!("/v1.0/applications/{}/addPassword", app.body["id"].as_str().unwrap()),
+                serde_json::json!({}),
+            )
+            .await
+            .body["secretText"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let app_id = app.body["appId"].as_str().unwrap().to_string();
+        let sp = |app_id: &str| format!("/v1.0/servicePrincipals?$filter=appId eq '{app_id}'");
+        let admin_api = admin.get(&sp("00000003-7769-7370-0000-000000000000")).await.body["value"][0].clone();
+        let role_id =
+            admin_api["appRoles"].as_array().unwrap().iter().find(|r| r["value"] == role).unwrap()["id"].clone();
+        let holder = admin.get(&sp(&app_id)).await.body["value"][0]["id"].clone();
+        let granted = admin
+            .post(
+                &format!("/v1.0/servicePrincipals/{}/appRoleAssignedTo", admin_api["id"].as_str().unwrap()),
+                serde_json::json!({"principalId": holder, "resourceId": admin_api["id"], "appRoleId": role_id}),
+            )
+            .await;
+        assert_eq!(granted.status, 201, "{}", granted.body);
+        self.admin_as(&self.tenant_id(), &app_id, &secret).await
+    }
+
     /// An admin API session for any client holding admin API roles.
     pub async fn admin_as(&self, tenant: &str, client_id: &str, secret: &str) -> Admin {
         let response = self.token_with_secret(tenant, client_id, secret, "api://wisp-admin/.default").await;
@@ -346,4 +379,11 @@ pub async fn test_databases() -> Vec<TestDatabase> {
 /// Path of the wisp binary cargo built for these tests.
 pub fn wisp_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wisp"))
+}
+
+/// The claims of a JWT, unverified (tests check what wisp put in).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

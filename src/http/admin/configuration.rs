@@ -16,9 +16,6 @@ use crate::app::AppState;
 use crate::declarative::{self, Manifest, Plan, PlanContext, Problem};
 use crate::store::{DirectoryWrite, StoreError};
 
-/// Largest configuration file accepted (the admin API's body limit also applies).
-const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
-
 #[derive(Deserialize, Default)]
 pub struct PlanQuery {
     /// `true`: delete objects an earlier apply created that the file no longer lists.
@@ -28,7 +25,7 @@ pub struct PlanQuery {
 
 fn invalid(problems: Vec<Problem>) -> GraphError {
     let message = match problems.as_slice() {
-        [one] => format!("{one}. Nothing was applied."),
+        [one] => format!("{}. Nothing was applied.", one.to_string().trim_end_matches('.')),
         many => format!("The configuration has {} problems; nothing was applied.", many.len()),
     };
     let mut error = GraphError::new(StatusCode::BAD_REQUEST, "InvalidConfiguration", message);
@@ -37,9 +34,6 @@ fn invalid(problems: Vec<Problem>) -> GraphError {
 }
 
 fn parse(body: &Bytes) -> Result<Manifest, GraphError> {
-    if body.len() > MAX_FILE_BYTES {
-        return Err(GraphError::bad_request("The configuration is larger than 4 MiB."));
-    }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| GraphError::bad_request(format!("Invalid request body: {e}.")))?;
     declarative::manifest::from_value(value).map_err(|p| invalid(vec![p]))

@@ -81,10 +81,15 @@ pub fn routes() -> Router<AppState> {
         .route("/v1.0/federatedIssuers", get(issuers::list).post(issuers::create))
         .route("/v1.0/federatedIssuers/{id}", get(issuers::get).patch(issuers::update).delete(issuers::delete))
         .route("/v1.0/tenantConfiguration", get(configuration::export))
-        .route("/v1.0/tenantConfiguration/plan", post(configuration::plan))
-        .route("/v1.0/tenantConfiguration/apply", post(configuration::apply))
         .route("/v1.0/policies/appManagement", get(tenants::get_policy).patch(tenants::update_policy))
         .route("/v1.0/policies/tokenSigning", get(tenants::get_token_signing).patch(tenants::update_token_signing))
+}
+
+/// Routes that take a whole configuration file (with their own body limit).
+pub fn configuration_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1.0/tenantConfiguration/plan", post(configuration::plan))
+        .route("/v1.0/tenantConfiguration/apply", post(configuration::apply))
 }
 
 /// What a caller may do, from the roles in its admin token.
