@@ -376,3 +376,12 @@ async fn a_tenant_sized_file_is_accepted_beyond_the_ordinary_body_limit() {
     let too_large = json!({"apiVersion": "wisp/v1", "applications": [{"name": "x".repeat(3 * 1024 * 1024)}]});
     assert_eq!(plan(&admin, &too_large, false).await.status, 413);
 }
+
+#[test]
+fn the_readme_shows_the_example_files_as_they_are() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for name in ["vendor.yaml", "customer.yaml"] {
+        let file = std::fs::read_to_string(example(name)).unwrap();
+        assert!(readme.contains(&format!("```yaml\n{file}```")), "README.md's copy of examples/{name} is stale");
+    }
+}
