@@ -67,6 +67,25 @@ pub struct Application {
     pub created_at: i64,
 }
 
+impl Application {
+    /// A new single-tenant application with fresh object and client ids and no attributes yet.
+    pub fn new(tenant_id: Uuid, display_name: String, now: i64) -> Self {
+        Application {
+            id: Uuid::new_v4(),
+            app_id: Uuid::new_v4(),
+            tenant_id,
+            display_name,
+            description: None,
+            sign_in_audience: SINGLE_TENANT.to_string(),
+            identifier_uris: Vec::new(),
+            app_roles: Vec::new(),
+            requested_token_version: None,
+            version: 1,
+            created_at: now,
+        }
+    }
+}
+
 /// A client secret's public metadata (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordCredentialInfo {

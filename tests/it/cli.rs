@@ -6,34 +6,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::spawn_wisp;
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
-    }
-}
+use crate::support::{Run, spawn_wisp};
 
 async fn wisp_cli(bootstrap: &Path, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(crate::support::wisp_binary())
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .env_clear()
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into(),
-        stderr: String::from_utf8_lossy(&output.stderr).into(),
-    }
+    crate::support::run_wisp(bootstrap, &[], args).await
 }
 
 async fn ok(bootstrap: &Path, args: &[&str]) -> Run {

@@ -8,30 +8,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::fake_issuer::{FakeIssuer, github_claims};
-use crate::support::{Admin, spawn_on, spawn_trusting, spawn_wisp, test_databases};
+use crate::support::{Admin, Run, spawn_on, spawn_trusting, spawn_wisp, test_databases};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the real `wisp` binary with `--bootstrap FILE` and the given environment only.
 async fn wisp(bootstrap: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(crate::support::wisp_binary())
-        .args(args)
-        .arg("--bootstrap")
-        .arg(bootstrap)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into(),
-        stderr: String::from_utf8_lossy(&output.stderr).into(),
-    }
+    crate::support::run_wisp(bootstrap, env, args).await
 }
 
 fn example(name: &str) -> PathBuf {
@@ -73,8 +53,13 @@ async fn the_readme_examples_apply_as_is_and_the_cli_shows_plans_as_diffs() {
     std::fs::write(&edited, text.replace("environment: production", "environment: staging")).unwrap();
     let diff = wisp(b, &[], &["apply", "-f", edited.to_str().unwrap(), "--dry-run"]).await;
     assert_eq!(diff.code, Some(2));
+    let without_notes: String =
+        diff.stdout.lines().filter(|l| !l.starts_with("note: ")).map(|l| format!("{l}\n")).collect();
+    assert!(
+        diff.stdout.contains("note: applications[0].federatedCredentials[1]: The GitHub subject names the repository")
+    );
     assert_eq!(
-        diff.stdout,
+        without_notes,
         "~ federatedCredential contoso-sync/github-release: subject \"repo:contoso/sync:environment:production\" -> \
          \"repo:contoso/sync:environment:staging\"\nPlan: 0 to create, 1 to update, 0 to delete.\n"
     );

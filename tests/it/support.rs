@@ -376,6 +376,37 @@ pub async fn test_databases() -> Vec<TestDatabase> {
     databases
 }
 
+/// What a run of the real `wisp` binary printed.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// Runs the real `wisp` binary with `--bootstrap FILE` and only the given environment.
+pub async fn run_wisp(bootstrap: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(wisp_binary())
+        .args(args)
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into(),
+        stderr: String::from_utf8_lossy(&output.stderr).into(),
+    }
+}
+
 /// Path of the wisp binary cargo built for these tests.
 pub fn wisp_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wisp"))

@@ -162,17 +162,9 @@ impl Planner<'_> {
             return None;
         }
         let mut app = live.cloned().unwrap_or_else(|| Application {
-            id: Uuid::new_v4(),
+            // The client id was fixed when names were resolved (references use it).
             app_id: reference.app_id,
-            tenant_id: self.live.tenant_id,
-            display_name: spec.name.clone(),
-            description: None,
-            sign_in_audience: SINGLE_TENANT.to_string(),
-            identifier_uris: Vec::new(),
-            app_roles: Vec::new(),
-            requested_token_version: None,
-            version: 1,
-            created_at: self.ctx.now,
+            ..Application::new(self.live.tenant_id, spec.name.clone(), self.ctx.now)
         });
         app.description = spec.description.clone();
         app.sign_in_audience = if spec.multi_tenant { MULTI_TENANT } else { SINGLE_TENANT }.to_string();

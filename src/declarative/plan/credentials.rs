@@ -68,7 +68,18 @@ impl Planner<'_> {
             }
             let label = format!("{owner_name}/{}", spec.name);
             let after = credential_fields(&fic);
-            match existing.iter().find(|f| f.name == spec.name) {
+            let live = existing.iter().find(|f| f.name == spec.name);
+            if live.is_none_or(|live| credential_fields(live) != after) {
+                // The admin API's advice on a credential it would write (`warnings`).
+                let everything = fic
+                    .expression
+                    .as_ref()
+                    .is_some_and(|e| crate::federation::expression::matches_everything(&e.compiled));
+                for warning in validation::fic_lints(&fic.issuer, fic.subject.as_deref(), everything) {
+                    self.plan.notes.push(format!("{at}: {warning}"));
+                }
+            }
+            match live {
                 None => {
                     self.change(Action::Create, "federatedCredential", label, &at, created(&after));
                     let id = fic.id;

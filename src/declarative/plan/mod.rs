@@ -223,6 +223,27 @@ fn name_fresh_ids(value: &mut Value, fresh: &HashMap<String, String>) {
     }
 }
 
+/// The one live object of a name, none, or a problem when the name repeats
+/// (the file could not tell which one it means).
+fn only_one<'a, T>(
+    candidates: Option<&Vec<&'a T>>,
+    name: &str,
+    path: &str,
+    kind: &str,
+) -> Result<Option<&'a T>, Problem> {
+    match candidates.map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        Some([one]) => Ok(Some(*one)),
+        Some(many) => Err(problem(
+            path,
+            format!(
+                "{} {kind} in the tenant are named '{name}'; rename all but one so the file can tell which it means",
+                many.len()
+            ),
+        )),
+    }
+}
+
 fn problem(path: impl Into<String>, message: impl Into<String>) -> Problem {
     Problem { path: path.into(), message: message.into() }
 }
@@ -358,39 +379,20 @@ impl<'a> Planner<'a> {
 
     /// The one live application named `name`, or a problem when several are.
     fn live_app(&mut self, name: &str, path: &str) -> Option<&'a Application> {
-        match self.live_apps.get(name).map(Vec::as_slice) {
-            None | Some([]) => None,
-            Some([one]) => Some(one),
-            Some(many) => {
-                self.problems.push(problem(
-                    path,
-                    format!(
-                        "{} applications in the tenant are named '{name}'; rename all but one so the file can tell \
-                         which it means",
-                        many.len()
-                    ),
-                ));
-                None
-            }
-        }
+        let found = only_one(self.live_apps.get(name), name, path, "applications");
+        self.settle(found)
     }
 
     fn live_identity(&mut self, name: &str, path: &str) -> Option<&'a ManagedIdentity> {
-        match self.live_identities.get(name).map(Vec::as_slice) {
-            None | Some([]) => None,
-            Some([one]) => Some(one),
-            Some(many) => {
-                self.problems.push(problem(
-                    path,
-                    format!(
-                        "{} managed identities in the tenant are named '{name}'; rename all but one so the file can \
-                         tell which it means",
-                        many.len()
-                    ),
-                ));
-                None
-            }
-        }
+        let found = only_one(self.live_identities.get(name), name, path, "managed identities");
+        self.settle(found)
+    }
+
+    fn settle<T>(&mut self, found: Result<Option<T>, Problem>) -> Option<T> {
+        found.unwrap_or_else(|problem| {
+            self.problems.push(problem);
+            None
+        })
     }
 
     fn home_service_principal(&self, app_id: &Uuid) -> Option<Uuid> {

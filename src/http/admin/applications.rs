@@ -165,19 +165,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: Bytes) ->
         .clone()
         .ok_or_else(|| GraphError::bad_request("displayName is required."))
         .or_fail(&caller)?;
-    let mut application = Application {
-        id: Uuid::new_v4(),
-        app_id: Uuid::new_v4(),
-        tenant_id: caller.tenant_id,
-        display_name,
-        description: None,
-        sign_in_audience: SINGLE_TENANT.to_string(),
-        identifier_uris: Vec::new(),
-        app_roles: Vec::new(),
-        requested_token_version: None,
-        version: 1,
-        created_at: now,
-    };
+    let mut application = Application::new(caller.tenant_id, display_name, now);
     apply_body(&mut application, &body, &[]).or_fail(&caller)?;
     let sp_id = Uuid::new_v4();
     let value = to_json(&app.public_url, &application, &[], &[]);
