@@ -4,6 +4,7 @@
 
 mod admin;
 mod agent;
+mod console;
 mod context;
 mod discovery;
 pub mod error;
@@ -44,6 +45,7 @@ pub fn router(app: AppState) -> Router {
         .route("/agent/v1/enroll", post(agent::enroll))
         .route("/agent/v1/token", post(agent::token))
         .merge(admin::routes())
+        .merge(console::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Configuration files describe a whole tenant: a larger limit, for these routes only.
         .merge(admin::configuration_routes().layer(RequestBodyLimitLayer::new(MAX_CONFIGURATION_BYTES)))

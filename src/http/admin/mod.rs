@@ -3,15 +3,15 @@
 //! Graph error bodies, `$top`/`$skiptoken` paging, `$filter`, ETags, and an
 //! audit record for every change.
 
-mod applications;
-mod audit;
-mod configuration;
-mod fics;
-mod identities;
-mod issuers;
-mod principals;
-mod sign_ins;
-mod tenants;
+pub(super) mod applications;
+pub(super) mod audit;
+pub(super) mod configuration;
+pub(super) mod fics;
+pub(super) mod identities;
+pub(super) mod issuers;
+pub(super) mod principals;
+pub(super) mod sign_ins;
+pub(super) mod tenants;
 
 use axum::Router;
 use axum::body::Bytes;
