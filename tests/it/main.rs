@@ -11,6 +11,7 @@ mod admin; // the admin API: Graph-shaped CRUD, rules, auth, isolation, audit
 mod cli; // the administration CLI as the real binary
 mod compat; // the real Microsoft client libraries (Python and Node), installed by tests/compat/setup.sh
 mod configuration; // configuration files: wisp apply / export, plans, all-or-nothing, prune
+mod console; // the web console in headless Chromium (tests/console/setup.sh installs it)
 mod discovery; // discovery documents, JWKS, Entra error bodies, ops endpoints
 mod federation; // federated and certificate client assertions, issuers, SSRF policy
 mod keys; // signing-key rotation across several processes sharing one database

@@ -91,6 +91,12 @@ impl TestServer {
     /// An admin API session for a new application holding only `role` on the
     /// admin API (e.g. `Directory.Read.All`), created by the bootstrap administrator.
     pub async fn admin_as_role(&self, role: &str) -> Admin {
+        let (app_id, secret) = self.credential_with_role(role).await;
+        self.admin_as(&self.tenant_id(), &app_id, &secret).await
+    }
+
+    /// A new application holding only `role` on the admin API: (client id, secret).
+    pub async fn credential_with_role(&self, role: &str) -> (String, String) {
         let admin = self.admin().await;
         let app =
             admin.post("/v1.0/applications", serde_json::json!({"displayName": format!("holder of {role}")})).await;
@@ -118,7 +124,7 @@ impl TestServer {
             )
             .await;
         assert_eq!(granted.status, 201, "{}", granted.body);
-        self.admin_as(&self.tenant_id(), &app_id, &secret).await
+        (app_id, secret)
     }
 
     /// An admin API session for any client holding admin API roles.

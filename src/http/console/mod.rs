@@ -215,6 +215,10 @@ impl Reply {
         self.status.is_success()
     }
 
+    pub fn failure(&self) -> (StatusCode, String) {
+        (self.status, self.message())
+    }
+
     /// The API's error message (Graph's `error.message`).
     pub fn message(&self) -> String {
         self.body["error"]["message"].as_str().unwrap_or("The request failed.").to_string()
@@ -265,7 +269,8 @@ fn secured(status: StatusCode, html: String) -> Response {
         ),
     );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `no-referrer` would make browsers send `Origin: null` with the console's own forms.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 

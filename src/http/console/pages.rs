@@ -19,6 +19,16 @@ use crate::http::context::RequestContext;
 
 type FormData = HashMap<String, String>;
 
+/// Why a form was refused: the API's status and message.
+type Failure = (StatusCode, String);
+
+fn split(error: Option<Failure>) -> (StatusCode, Option<String>) {
+    match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
+    }
+}
+
 fn field<'a>(form: &'a FormData, name: &str) -> &'a str {
     form.get(name).map(|v| v.trim()).unwrap_or_default()
 }
@@ -178,7 +188,7 @@ struct TenantsPage {
 async fn tenants_page(
     app: &AppState,
     console: &Console,
-    error: Option<String>,
+    error: Option<Failure>,
     created: Option<(String, String, String)>,
 ) -> Response {
     let listed = api(tenants::list(State(app.clone()), console.caller.clone()).await).await;
@@ -194,7 +204,8 @@ async fn tenants_page(
         );
     }
     let tenants = list_of(&listed).iter().map(|t| (text(&t["id"]), text(&t["displayName"]))).collect();
-    page(StatusCode::OK, &TenantsPage { chrome: console.chrome("tenants"), tenants, error, created })
+    let (status, error) = split(error);
+    page(status, &TenantsPage { chrome: console.chrome("tenants"), tenants, error, created })
 }
 
 pub async fn tenants(State(app): State<AppState>, console: Console) -> Response {
@@ -208,7 +219,7 @@ pub async fn create_tenant(State(app): State<AppState>, console: Console, Form(f
     let body = json!({"displayName": field(&form, "name")});
     let reply = api(tenants::create(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return tenants_page(&app, &console, Some(reply.message()), None).await;
+        return tenants_page(&app, &console, Some(reply.failure()), None).await;
     }
     let created = (
         text(&reply.body["id"]),
@@ -243,7 +254,7 @@ pub struct Search {
     q: String,
 }
 
-async fn applications_page(app: &AppState, console: &Console, search: String, error: Option<String>) -> Response {
+async fn applications_page(app: &AppState, console: &Console, search: String, error: Option<Failure>) -> Response {
     let filter = if search.is_empty() {
         None
     } else if uuid::Uuid::try_parse(&search).is_ok() {
@@ -269,7 +280,7 @@ async fn applications_page(app: &AppState, console: &Console, search: String, er
                 .unwrap_or_default(),
         })
         .collect();
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(status, &ApplicationsPage { chrome: console.chrome("applications"), search, apps, error })
 }
 
@@ -285,7 +296,7 @@ pub async fn create_application(State(app): State<AppState>, console: Console, F
     let body = json!({"displayName": field(&form, "name"), "signInAudience": audience});
     let reply = api(applications::create(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return applications_page(&app, &console, String::new(), Some(reply.message())).await;
+        return applications_page(&app, &console, String::new(), Some(reply.failure())).await;
     }
     to(format!("/console/applications/{}", text(&reply.body["id"])))
 }
@@ -325,7 +336,7 @@ async fn application_page(
     app: &AppState,
     console: &Console,
     id: &str,
-    error: Option<String>,
+    error: Option<Failure>,
     notice: Option<String>,
 ) -> Response {
     let reply = api(applications::get(State(app.clone()), console.caller.clone(), Path(id.to_string())).await).await;
@@ -375,7 +386,7 @@ async fn application_page(
             })
             .collect();
     }
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(
         status,
         &ApplicationPage {
@@ -451,7 +462,7 @@ pub async fn update_application(
     .await)
     .await;
     if !reply.ok() {
-        return application_page(&app, &console, &id, Some(reply.message()), None).await;
+        return application_page(&app, &console, &id, Some(reply.failure()), None).await;
     }
     application_page(&app, &console, &id, None, Some("Saved.".into())).await
 }
@@ -474,7 +485,7 @@ pub async fn delete_application(
     .await)
     .await;
     if !reply.ok() {
-        return application_page(&app, &console, &id, Some(reply.message()), None).await;
+        return application_page(&app, &console, &id, Some(reply.failure()), None).await;
     }
     to("/console/applications".into())
 }
@@ -498,8 +509,14 @@ pub async fn grant_role(
     .await)
     .await;
     let Some(resource) = list_of(&sps).first().map(|sp| text(&sp["id"])) else {
-        return application_page(&app, &console, &id, Some("This application has no service principal.".into()), None)
-            .await;
+        return application_page(
+            &app,
+            &console,
+            &id,
+            Some((StatusCode::BAD_REQUEST, "This application has no service principal.".into())),
+            None,
+        )
+        .await;
     };
     let body =
         json!({"principalId": field(&form, "principal"), "resourceId": resource, "appRoleId": field(&form, "role")});
@@ -507,7 +524,7 @@ pub async fn grant_role(
         api(principals::assign(State(app.clone()), console.caller.clone(), Path(resource), json_body(&body)).await)
             .await;
     if !reply.ok() {
-        return application_page(&app, &console, &id, Some(reply.message()), None).await;
+        return application_page(&app, &console, &id, Some(reply.failure()), None).await;
     }
     application_page(&app, &console, &id, None, Some("Role granted.".into())).await
 }
@@ -555,7 +572,7 @@ async fn credentials_page(
     console: &Console,
     id: &str,
     tab: &str,
-    error: Option<String>,
+    error: Option<Failure>,
     new_secret: Option<String>,
 ) -> Response {
     let reply = api(applications::get(State(app.clone()), console.caller.clone(), Path(id.to_string())).await).await;
@@ -585,7 +602,7 @@ async fn credentials_page(
         "certificates" | "secrets" => tab.to_string(),
         _ => "federated".to_string(),
     };
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(
         status,
         &CredentialsPage {
@@ -650,7 +667,7 @@ pub async fn add_secret(
             .await)
         .await;
     if !reply.ok() {
-        return credentials_page(&app, &console, &id, "secrets", Some(reply.message()), None).await;
+        return credentials_page(&app, &console, &id, "secrets", Some(reply.failure()), None).await;
     }
     credentials_page(&app, &console, &id, "secrets", None, Some(text(&reply.body["secretText"]))).await
 }
@@ -674,7 +691,7 @@ pub async fn remove_secret(
     .await)
     .await;
     if !reply.ok() {
-        return credentials_page(&app, &console, &id, "secrets", Some(reply.message()), None).await;
+        return credentials_page(&app, &console, &id, "secrets", Some(reply.failure()), None).await;
     }
     to(format!("/console/applications/{id}/credentials?tab=secrets"))
 }
@@ -709,7 +726,7 @@ async fn set_certificates(
     .await)
     .await;
     if !reply.ok() {
-        return credentials_page(app, console, id, "certificates", Some(reply.message()), None).await;
+        return credentials_page(app, console, id, "certificates", Some(reply.failure()), None).await;
     }
     to(format!("/console/applications/{id}/credentials?tab=certificates"))
 }
@@ -872,7 +889,7 @@ async fn fic_form(
     id: &str,
     f: FicFields,
     preview: Option<(String, String)>,
-    error: Option<String>,
+    error: Option<Failure>,
 ) -> Response {
     let name = match owner_name(app, console, owner, id).await {
         Ok(name) => name,
@@ -884,7 +901,7 @@ async fn fic_form(
         .filter(|i| text(&i["id"]) != id)
         .map(|i| (text(&i["principalId"]), text(&i["displayName"])))
         .collect();
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     let section = match owner {
         Owner::Application => "applications",
         Owner::Identity => "identities",
@@ -944,7 +961,7 @@ async fn save_credential(app: AppState, console: Console, owner: Owner, id: Stri
     let f = FicFields::from_form(&form);
     let (issuer, subject) = match f.resolve(&app.keys.issuer(&console.caller.tenant_id)) {
         Ok(resolved) => resolved,
-        Err(e) => return fic_form(&app, &console, owner, &id, f, None, Some(e)).await,
+        Err(e) => return fic_form(&app, &console, owner, &id, f, None, Some((StatusCode::BAD_REQUEST, e))).await,
     };
     let shown = subject.clone().unwrap_or_else(|| format!("(expression) {}", f.expression));
     if field(&form, "action") == "preview" {
@@ -988,7 +1005,7 @@ async fn save_credential(app: AppState, console: Console, owner: Owner, id: Stri
         }
     };
     if !reply.ok() {
-        return fic_form(&app, &console, owner, &id, f, Some((issuer, shown)), Some(reply.message())).await;
+        return fic_form(&app, &console, owner, &id, f, Some((issuer, shown)), Some(reply.failure())).await;
     }
     match owner {
         Owner::Application => to(format!("/console/applications/{id}/credentials?tab=federated")),
@@ -1032,7 +1049,7 @@ pub async fn delete_federated_credential(
     .await)
     .await;
     if !reply.ok() {
-        return credentials_page(&app, &console, &id, "federated", Some(reply.message()), None).await;
+        return credentials_page(&app, &console, &id, "federated", Some(reply.failure()), None).await;
     }
     to(format!("/console/applications/{id}/credentials?tab=federated"))
 }
@@ -1055,7 +1072,7 @@ pub async fn delete_identity_credential(
     .await)
     .await;
     if !reply.ok() {
-        return identity_page(&app, &console, &id, Some(reply.message())).await;
+        return identity_page(&app, &console, &id, Some(reply.failure())).await;
     }
     to(format!("/console/identities/{id}"))
 }
@@ -1070,7 +1087,7 @@ struct IdentitiesPage {
     error: Option<String>,
 }
 
-async fn identities_page(app: &AppState, console: &Console, error: Option<String>) -> Response {
+async fn identities_page(app: &AppState, console: &Console, error: Option<Failure>) -> Response {
     let listed = api(identities::list_identities(State(app.clone()), console.caller.clone(), query(None)).await).await;
     if !listed.ok() {
         return message_page(listed.status, &listed.message());
@@ -1079,7 +1096,7 @@ async fn identities_page(app: &AppState, console: &Console, error: Option<String
         .iter()
         .map(|i| (text(&i["id"]), text(&i["displayName"]), text(&i["clientId"]), text(&i["principalId"])))
         .collect();
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(status, &IdentitiesPage { chrome: console.chrome("identities"), identities: rows, error })
 }
 
@@ -1095,7 +1112,7 @@ pub async fn create_identity(State(app): State<AppState>, console: Console, Form
     let reply =
         api(identities::create_identity(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return identities_page(&app, &console, Some(reply.message())).await;
+        return identities_page(&app, &console, Some(reply.failure())).await;
     }
     to(format!("/console/identities/{}", text(&reply.body["id"])))
 }
@@ -1112,7 +1129,7 @@ struct IdentityPage {
     error: Option<String>,
 }
 
-async fn identity_page(app: &AppState, console: &Console, id: &str, error: Option<String>) -> Response {
+async fn identity_page(app: &AppState, console: &Console, id: &str, error: Option<Failure>) -> Response {
     let reply =
         api(identities::get_identity(State(app.clone()), console.caller.clone(), Path(id.to_string())).await).await;
     if !reply.ok() {
@@ -1123,7 +1140,7 @@ async fn identity_page(app: &AppState, console: &Console, id: &str, error: Optio
             .await)
         .await;
     let i = &reply.body;
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(
         status,
         &IdentityPage {
@@ -1154,7 +1171,7 @@ pub async fn delete_identity(
     let reply =
         api(identities::delete_identity(State(app.clone()), console.caller.clone(), Path(id.clone())).await).await;
     if !reply.ok() {
-        return identity_page(&app, &console, &id, Some(reply.message())).await;
+        return identity_page(&app, &console, &id, Some(reply.failure())).await;
     }
     to("/console/identities".into())
 }
@@ -1184,7 +1201,7 @@ fn identity_type(system: bool, user: bool) -> &'static str {
     }
 }
 
-async fn resources_page(app: &AppState, console: &Console, error: Option<String>) -> Response {
+async fn resources_page(app: &AppState, console: &Console, error: Option<Failure>) -> Response {
     let listed = api(identities::list_resources(State(app.clone()), console.caller.clone(), query(None)).await).await;
     if !listed.ok() {
         return message_page(listed.status, &listed.message());
@@ -1192,7 +1209,7 @@ async fn resources_page(app: &AppState, console: &Console, error: Option<String>
     let rows =
         list_of(&listed).iter().map(|r| (text(&r["id"]), text(&r["name"]), text(&r["identity"]["type"]))).collect();
     let identities = identity_options(app, console).await;
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(status, &ResourcesPage { chrome: console.chrome("resources"), resources: rows, identities, error })
 }
 
@@ -1217,7 +1234,7 @@ pub async fn create_resource(State(app): State<AppState>, console: Console, body
     let reply =
         api(identities::create_resource(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return resources_page(&app, &console, Some(reply.message())).await;
+        return resources_page(&app, &console, Some(reply.failure())).await;
     }
     to(format!("/console/resources/{}", text(&reply.body["id"])))
 }
@@ -1241,7 +1258,7 @@ async fn resource_page(
     app: &AppState,
     console: &Console,
     id: &str,
-    error: Option<String>,
+    error: Option<Failure>,
     notice: Option<String>,
     join_token: Option<(String, String)>,
 ) -> Response {
@@ -1264,7 +1281,7 @@ async fn resource_page(
             (iid, name, on)
         })
         .collect();
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let (status, error) = split(error);
     page(
         status,
         &ResourcePage {
@@ -1311,7 +1328,7 @@ pub async fn update_resource(
     .await)
     .await;
     if !reply.ok() {
-        return resource_page(&app, &console, &id, Some(reply.message()), None, None).await;
+        return resource_page(&app, &console, &id, Some(reply.failure()), None, None).await;
     }
     resource_page(&app, &console, &id, None, Some("Saved.".into()), None).await
 }
@@ -1334,7 +1351,7 @@ pub async fn create_join_token(
     .await)
     .await;
     if !reply.ok() {
-        return resource_page(&app, &console, &id, Some(reply.message()), None, None).await;
+        return resource_page(&app, &console, &id, Some(reply.failure()), None, None).await;
     }
     let token = (text(&reply.body["joinToken"]), text(&reply.body["expiresDateTime"]));
     resource_page(&app, &console, &id, None, None, Some(token)).await
