@@ -20,12 +20,12 @@ function expect(condition, message) {
   if (!condition) throw new Error(message);
 }
 
-async function signIn(page, clientId, secret) {
+async function signIn(page, clientId, secret, tenant = env("WISP_TENANT")) {
   await page.goto(`${base}/console/`);
   expect(page.url().endsWith("/console/signin"), `not sent to sign in: ${page.url()}`);
   // Keyboard only: labels and tab order get the administrator through.
   await page.getByLabel("Tenant id").focus();
-  await page.keyboard.type(env("WISP_TENANT"));
+  await page.keyboard.type(tenant);
   await page.keyboard.press("Tab");
   await page.keyboard.type(clientId);
   await page.keyboard.press("Tab");
@@ -34,8 +34,8 @@ async function signIn(page, clientId, secret) {
   await page.waitForURL(`${base}/console/applications`);
 }
 
-async function token(clientId, assertion) {
-  const response = await fetch(`${base}/${env("WISP_TENANT")}/oauth2/v2.0/token`, {
+async function token(clientId, assertion, tenant = env("WISP_TENANT"), scope = "api://AzureADTokenExchange/.default") {
+  const response = await fetch(`${base}/${tenant}/oauth2/v2.0/token`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({
@@ -43,7 +43,7 @@ async function token(clientId, assertion) {
       client_id: clientId,
       client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
       client_assertion: assertion,
-      scope: "api://AzureADTokenExchange/.default",
+      scope,
     }),
   });
   return { status: response.status, body: await response.json() };
@@ -153,6 +153,43 @@ try {
   await noJs.getByRole("button", { name: "Add", exact: true }).click();
   await noJs.waitForURL(/credentials\?tab=federated$/);
   expect((await noJs.content()).includes("system:serviceaccount:payments:api"), "saved without JavaScript");
+
+  // The multi-tenant half of the seed scenario, in the console alone (still without JavaScript):
+  // make the app multi-tenant, create a customer tenant, provision the app there, grant it a role.
+  await noJs.goto(`${base}${appPath}`);
+  await noJs.getByLabel("Multi-tenant").check();
+  await noJs.getByRole("button", { name: "Save" }).click();
+  expect((await noJs.locator(".notice").textContent()).includes("Saved"), "saved as multi-tenant");
+  await noJs.goto(`${base}/console/tenants`);
+  await noJs.getByLabel("New tenant name").fill("Customer");
+  await noJs.getByRole("button", { name: "Create tenant" }).click();
+  const customer = (await noJs.locator("#new-tenant-id").textContent()).trim();
+  const customerClient = (await noJs.locator("#new-tenant-client").textContent()).trim();
+  const customerSecret = (await noJs.locator("#new-tenant-secret").textContent()).trim();
+  const customerContext = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
+  const admin2 = await customerContext.newPage();
+  await signIn(admin2, customerClient, customerSecret, customer);
+  await admin2.getByRole("link", { name: "Enterprise applications" }).click();
+  await admin2.getByLabel("Application (client) id").fill(appId);
+  await admin2.getByRole("button", { name: "Provision" }).click();
+  expect((await admin2.locator("tr", { hasText: appId }).count()) === 1, "provisioned");
+  await admin2.screenshot({ path: `${shots}/07-enterprise-applications.png`, fullPage: true });
+  await admin2.getByRole("link", { name: "App registrations" }).click();
+  await admin2.getByLabel("Display name").fill("orders");
+  await admin2.getByRole("button", { name: "Register" }).click();
+  await admin2.getByLabel("Identifier URIs").fill("api://orders");
+  await admin2.getByLabel("App roles (values)").fill("Orders.Read");
+  await admin2.getByRole("button", { name: "Save" }).click();
+  await admin2.getByLabel("Grant to").selectOption({ label: "deployer (Application)" });
+  await admin2.getByLabel("role", { exact: true }).selectOption({ label: "Orders.Read" });
+  await admin2.getByRole("button", { name: "Grant" }).click();
+  expect((await admin2.locator("tr", { hasText: "deployer" }).textContent()).includes("Orders.Read"), "granted");
+  await admin2.screenshot({ path: `${shots}/08-role-granted.png`, fullPage: true });
+  const customerToken = await token(appId, env("ASSERTION_MAIN_AGAIN"), customer, "api://orders/.default");
+  expect(customerToken.status === 200, `customer tenant token: ${JSON.stringify(customerToken.body)}`);
+  const claims = JSON.parse(Buffer.from(customerToken.body.access_token.split(".")[1], "base64url"));
+  expect(claims.tid === customer && claims.roles.join() === "Orders.Read", `customer claims: ${JSON.stringify(claims)}`);
+  results.customerTenant = customer;
 
   // A read-only administrator sees no edit buttons and cannot post.
   const readerContext = await browser.newContext({ ignoreHTTPSErrors: true });

@@ -70,6 +70,7 @@ async fn the_console_walkthrough_in_headless_chromium() {
         .env("READER_CLIENT_SECRET", reader_secret)
         .env("ASSERTION_MAIN", github_token(&key, "repo:acme/app:ref:refs/heads/main"))
         .env("ASSERTION_FEATURE", github_token(&key, "repo:acme/app:ref:refs/heads/feature"))
+        .env("ASSERTION_MAIN_AGAIN", github_token(&key, "repo:acme/app:ref:refs/heads/main"))
         .env("CHROMIUM", chromium)
         .env("SCREENSHOTS", &screenshots)
         .env("NODE_EXTRA_CA_CERTS", server.server.ca_file.as_deref().unwrap())
@@ -91,7 +92,9 @@ async fn the_console_walkthrough_in_headless_chromium() {
     let subjects: Vec<&str> =
         fics.body["value"].as_array().unwrap().iter().map(|f| f["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects, ["repo:acme/app:ref:refs/heads/main", "system:serviceaccount:payments:api"]);
-    for shot in ["00-sign-in", "01-applications", "03-add-github-credential", "05-sign-in-log-refusal"] {
+    for shot in
+        ["00-sign-in", "01-applications", "03-add-github-credential", "05-sign-in-log-refusal", "08-role-granted"]
+    {
         assert!(screenshots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
 }

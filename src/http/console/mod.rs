@@ -11,7 +11,14 @@
 //! session's CSRF token. Pages work without JavaScript; `console.js` only adds
 //! the live subject preview and copy buttons.
 
-mod pages;
+mod applications;
+mod credentials;
+mod forms;
+mod identities;
+mod principals;
+mod sign_ins;
+mod signin;
+mod tenants;
 
 use std::collections::HashMap;
 
@@ -37,7 +44,7 @@ const STYLES: &str = include_str!("../../../static/console/console.css");
 const SCRIPT: &str = include_str!("../../../static/console/console.js");
 
 pub fn routes() -> Router<AppState> {
-    use pages::*;
+    use {applications::*, credentials::*, identities::*, principals::*, sign_ins::*, signin::*, tenants::*};
     Router::new()
         .route("/console", get(home))
         .route("/console/", get(home))
@@ -67,6 +74,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/resources", get(resources).post(create_resource))
         .route("/console/resources/{id}", get(resource).post(update_resource))
         .route("/console/resources/{id}/join-token", post(create_join_token))
+        .route("/console/enterprise-applications", get(enterprise_applications).post(provision))
+        .route("/console/enterprise-applications/{id}/delete", post(remove_principal))
         .route("/console/sign-ins", get(sign_ins))
 }
 
@@ -99,17 +108,16 @@ impl Console {
         }
     }
 
-    /// Refuses a form without this session's CSRF token (403).
-    pub fn check(&self, form: &HashMap<String, String>) -> Result<(), Response> {
+    /// The refusal (403) of a form without this session's CSRF token; `None` when it has it.
+    pub fn forged(&self, form: &HashMap<String, String>) -> Option<Response> {
         let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
-        if bool::from(sent.ct_eq(self.csrf.as_bytes())) && !sent.is_empty() {
-            Ok(())
-        } else {
-            Err(message_page(
+        let genuine = !sent.is_empty() && bool::from(sent.ct_eq(self.csrf.as_bytes()));
+        (!genuine).then(|| {
+            message_page(
                 StatusCode::FORBIDDEN,
                 "This form has expired or was not sent by the console. Reload the page and try again.",
-            ))
-        }
+            )
+        })
     }
 }
 
