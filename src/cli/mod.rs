@@ -139,6 +139,7 @@ fn print_banner(server: &Server) {
             println!("  first tenant:   {}", info.tenant_id);
             println!("  admin client:   {} (secret in {})", info.admin_client_id, path.display());
             println!("  discovery:      {url}/{}/v2.0/.well-known/openid-configuration", info.tenant_id);
+            println!("  console:        {url}/console (sign in with the admin client and its secret)");
         }
         None => println!("wisp is running at {url}"),
     }

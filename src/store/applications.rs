@@ -1,10 +1,13 @@
 //! Applications (app registrations), their identifier URIs, and client secrets.
 //! Creating an application also creates its service principal in its home tenant.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::audit::{DirectoryAudit, insert_audit};
+use super::snapshot::KeyRowWithOwner;
 use super::writes::DirectoryWrite;
 use super::{Listed, Page, Result, Store, StoreError, conflict_on_unique, parse_id};
 use crate::directory::{AppRole, Application, KeyCredentialInfo, PasswordCredentialInfo};
@@ -160,10 +163,30 @@ impl Store {
             query = query.bind(bind);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let mut apps = Vec::with_capacity(rows.len());
-        for row in rows {
-            apps.push(self.with_uris(Some(row)).await?.expect("row present"));
+        // The page's identifier URIs in one query, not one per application.
+        let mut uris: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        if !rows.is_empty() {
+            let placeholders: Vec<String> = (2..rows.len() + 2).map(|n| format!("${n}")).collect();
+            let mut select = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(format!(
+                "SELECT application_id, uri FROM identifier_uris WHERE tenant_id = $1 AND application_id IN ({}) \
+                 ORDER BY uri",
+                placeholders.join(", ")
+            )))
+            .bind(tenant_id.to_string());
+            for row in &rows {
+                select = select.bind(row.id.clone());
+            }
+            for (application, uri) in select.fetch_all(&self.pool).await? {
+                uris.entry(application).or_default().push(uri);
+            }
         }
+        let apps = rows
+            .into_iter()
+            .map(|row| {
+                let own = uris.remove(&row.id).unwrap_or_default();
+                row.into_application(own)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Listed::from_rows(apps, page.top))
     }
 
@@ -232,6 +255,42 @@ impl Store {
         .bind(application_id)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The public metadata of the secrets and certificates of several
+    /// applications (a page of a list), in two queries.
+    pub async fn credential_infos(
+        &self,
+        application_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, (Vec<PasswordCredentialInfo>, Vec<KeyCredentialInfo>)>> {
+        let mut out: HashMap<Uuid, (Vec<PasswordCredentialInfo>, Vec<KeyCredentialInfo>)> = HashMap::new();
+        if application_ids.is_empty() {
+            return Ok(out);
+        }
+        let placeholders: Vec<String> = (1..=application_ids.len()).map(|n| format!("${n}")).collect();
+        let list = placeholders.join(", ");
+        let mut secrets =
+            sqlx::query_as::<_, (String, String, Option<String>, String, i64, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT application_id, key_id, display_name, hint, start_at, end_at FROM password_credentials \
+                 WHERE application_id IN ({list}) ORDER BY start_at, key_id"
+            )));
+        let mut keys = sqlx::query_as::<_, KeyRowWithOwner>(sqlx::AssertSqlSafe(format!(
+            "SELECT application_id, key_id, display_name, thumbprint_sha1, thumbprint_sha256, start_at, end_at, \
+             certificate FROM key_credentials WHERE application_id IN ({list}) ORDER BY start_at, key_id"
+        )));
+        for id in application_ids {
+            secrets = secrets.bind(id.to_string());
+            keys = keys.bind(id.to_string());
+        }
+        for (owner, key_id, display_name, hint, start_at, end_at) in secrets.fetch_all(&self.pool).await? {
+            let info = PasswordCredentialInfo { key_id: parse_id(&key_id)?, display_name, hint, start_at, end_at };
+            out.entry(parse_id(&owner)?).or_default().0.push(info);
+        }
+        for row in keys.fetch_all(&self.pool).await? {
+            let (info, _) = row.row.into_parts()?;
+            out.entry(parse_id(&row.application_id)?).or_default().1.push(info);
+        }
+        Ok(out)
     }
 
     /// The public metadata of an application's client secrets.

@@ -196,9 +196,10 @@ async fn load(conn: &mut AnyConnection, tenant_id: &Uuid, app_ids: &[String]) ->
     Ok(snapshot)
 }
 
+/// A certificate row with the application it belongs to.
 #[derive(sqlx::FromRow)]
-struct KeyRowWithOwner {
-    application_id: String,
+pub(super) struct KeyRowWithOwner {
+    pub(super) application_id: String,
     #[sqlx(flatten)]
-    row: KeyCredentialRow,
+    pub(super) row: KeyCredentialRow,
 }

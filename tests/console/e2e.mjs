@@ -154,6 +154,16 @@ try {
   await noJs.waitForURL(/credentials\?tab=federated$/);
   expect((await noJs.content()).includes("system:serviceaccount:payments:api"), "saved without JavaScript");
 
+  // Other issuer with a claims-matching expression: the parser's error, at its position.
+  await noJs.goto(`${base}${appPath}/credentials/federated/new?scenario=other`);
+  await noJs.getByLabel("Issuer", { exact: true }).fill("https://token.actions.githubusercontent.com");
+  await noJs.getByLabel(/claims-matching expression/).fill("claims['sub'] matchs 'repo:acme/*'");
+  await noJs.getByLabel("Name (3–120").fill("expression");
+  await noJs.getByRole("button", { name: "Add", exact: true }).click();
+  const caret = await noJs.locator("pre.caret").textContent();
+  expect(caret.split("\n")[1] === " ".repeat(14) + "^", `caret under the error: ${JSON.stringify(caret)}`);
+  expect((await noJs.locator("#form-error").textContent()).includes("at position 14"), "the parser's message");
+
   // The multi-tenant half of the seed scenario, in the console alone (still without JavaScript):
   // make the app multi-tenant, create a customer tenant, provision the app there, grant it a role.
   await noJs.goto(`${base}${appPath}`);
@@ -180,7 +190,7 @@ try {
   await admin2.getByLabel("Identifier URIs").fill("api://orders");
   await admin2.getByLabel("App roles (values)").fill("Orders.Read");
   await admin2.getByRole("button", { name: "Save" }).click();
-  await admin2.getByLabel("Grant to").selectOption({ label: "deployer (Application)" });
+  await admin2.getByLabel("Grant to").fill("deployer");
   await admin2.getByLabel("role", { exact: true }).selectOption({ label: "Orders.Read" });
   await admin2.getByRole("button", { name: "Grant" }).click();
   expect((await admin2.locator("tr", { hasText: "deployer" }).textContent()).includes("Orders.Read"), "granted");

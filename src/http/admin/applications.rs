@@ -135,9 +135,12 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Query(query): Que
     caller.require(Permission::ReadApplications).or_fail(&caller)?;
     let page = query.page(FILTERABLE).or_fail(&caller)?;
     let listed = app.store.applications(&caller.tenant_id, &page).await.or_fail(&caller)?;
+    let ids: Vec<Uuid> = listed.items.iter().map(|a| a.id).collect();
+    let mut credentials = app.store.credential_infos(&ids).await.or_fail(&caller)?;
     let mut values = Vec::with_capacity(listed.items.len());
     for application in &listed.items {
-        let mut value = full_json(&app, application).await.or_fail(&caller)?;
+        let (secrets, keys) = credentials.remove(&application.id).unwrap_or_default();
+        let mut value = to_json(&app.public_url, application, &secrets, &keys);
         value.as_object_mut().expect("object").remove("@odata.context");
         values.push(value);
     }

@@ -37,7 +37,16 @@ async fn resource_roles(app: &AppState, sp: &ServicePrincipal) -> Result<Vec<Val
 }
 
 async fn to_json(app: &AppState, sp: &ServicePrincipal) -> Result<Value, crate::store::StoreError> {
-    let (owner, names) = match app.store.application_by_app_id(&sp.app_id).await? {
+    let application = app.store.application_by_app_id(&sp.app_id).await?;
+    let roles = match builtin::by_app_id(&sp.app_id) {
+        Some(_) => resource_roles(app, sp).await?,
+        None => application
+            .iter()
+            .flat_map(|a| &a.app_roles)
+            .map(|r| serde_json::to_value(r).expect("role serializes"))
+            .collect(),
+    };
+    let (owner, names) = match application {
         Some(application) => {
             let mut names = application.identifier_uris.clone();
             names.push(sp.app_id.clone());
@@ -58,7 +67,7 @@ async fn to_json(app: &AppState, sp: &ServicePrincipal) -> Result<Value, crate::
         "servicePrincipalType": sp.principal_type,
         "appOwnerOrganizationId": owner,
         "servicePrincipalNames": names,
-        "appRoles": resource_roles(app, sp).await?,
+        "appRoles": roles,
         "accountEnabled": true,
         "createdDateTime": datetime(sp.created_at),
     }))

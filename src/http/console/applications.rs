@@ -17,6 +17,8 @@ pub(super) struct ApplicationsPage {
     chrome: Chrome,
     search: String,
     apps: Vec<AppRow>,
+    /// The `after` of the next page, when there is one.
+    next: Option<String>,
     error: Option<String>,
 }
 
@@ -24,12 +26,15 @@ pub(super) struct ApplicationsPage {
 pub struct Search {
     #[serde(default)]
     q: String,
+    #[serde(default)]
+    after: String,
 }
 
 pub(super) async fn applications_page(
     app: &AppState,
     console: &Console,
     search: String,
+    after: &str,
     error: Option<Failure>,
 ) -> Response {
     let filter = if search.is_empty() {
@@ -39,10 +44,12 @@ pub(super) async fn applications_page(
     } else {
         Some(format!("startswith(displayName,'{}')", quoted(&search)))
     };
-    let listed = api(applications::list(State(app.clone()), console.caller.clone(), query(filter)).await).await;
+    let listed =
+        api(applications::list(State(app.clone()), console.caller.clone(), page_query(filter, after)).await).await;
     if !listed.ok() {
         return message_page(listed.status, &listed.message());
     }
+    let next = next_page(&listed);
     let apps = list_of(&listed)
         .iter()
         .map(|a| AppRow {
@@ -58,11 +65,11 @@ pub(super) async fn applications_page(
         })
         .collect();
     let (status, error) = split(error);
-    page(status, &ApplicationsPage { chrome: console.chrome("applications"), search, apps, error })
+    page(status, &ApplicationsPage { chrome: console.chrome("applications"), search, apps, next, error })
 }
 
 pub async fn applications(State(app): State<AppState>, console: Console, Query(search): Query<Search>) -> Response {
-    applications_page(&app, &console, search.q.trim().to_string(), None).await
+    applications_page(&app, &console, search.q.trim().to_string(), search.after.trim(), None).await
 }
 
 pub async fn create_application(State(app): State<AppState>, console: Console, Form(form): Form<FormData>) -> Response {
@@ -73,7 +80,7 @@ pub async fn create_application(State(app): State<AppState>, console: Console, F
     let body = json!({"displayName": field(&form, "name"), "signInAudience": audience});
     let reply = api(applications::create(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return applications_page(&app, &console, String::new(), Some(reply.failure())).await;
+        return applications_page(&app, &console, String::new(), "", Some(reply.failure())).await;
     }
     to(format!("/console/applications/{}", text(&reply.body["id"])))
 }
@@ -104,7 +111,6 @@ pub(super) struct ApplicationPage {
     roles_text: String,
     token_version: String,
     grants: Vec<GrantRow>,
-    principals: Vec<(String, String)>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -134,34 +140,18 @@ pub(super) async fn application_page(
         })
         .collect();
     let mut grants = Vec::new();
-    let mut principals = Vec::new();
-    if console.caller.can(crate::http::admin::Permission::ReadDirectory) {
-        let sps = api(principals::list(State(app.clone()), console.caller.clone(), query(None)).await).await;
-        let sps = list_of(&sps);
-        let name_of = |sp_id: &Value| {
-            sps.iter().find(|sp| sp["id"] == *sp_id).map(|sp| text(&sp["displayName"])).unwrap_or_else(|| text(sp_id))
-        };
-        if let Some(own) = sps.iter().find(|sp| sp["appId"] == a["appId"]) {
-            let assigned =
-                api(principals::list_assignments(State(app.clone()), console.caller.clone(), Path(text(&own["id"])))
-                    .await)
-                .await;
-            for g in list_of(&assigned) {
-                let role =
-                    roles.iter().find(|r| Value::String(r.id.clone()) == g["appRoleId"]).map(|r| r.value.clone());
-                grants.push(GrantRow {
-                    principal: name_of(&g["principalId"]),
-                    role: role.unwrap_or_else(|| text(&g["appRoleId"])),
-                });
-            }
+    if console.caller.can(crate::http::admin::Permission::ReadDirectory)
+        && let Some(own) = own_service_principal(app, console, &text(&a["appId"])).await
+    {
+        let assigned =
+            api(principals::list_assignments(State(app.clone()), console.caller.clone(), Path(own)).await).await;
+        for g in list_of(&assigned) {
+            let role = roles.iter().find(|r| Value::String(r.id.clone()) == g["appRoleId"]).map(|r| r.value.clone());
+            grants.push(GrantRow {
+                principal: text(&g["principalDisplayName"]),
+                role: role.unwrap_or_else(|| text(&g["appRoleId"])),
+            });
         }
-        principals = sps
-            .iter()
-            .filter(|sp| sp["servicePrincipalType"] != "BuiltIn" && sp["appId"] != a["appId"])
-            .map(|sp| {
-                (text(&sp["id"]), format!("{} ({})", text(&sp["displayName"]), text(&sp["servicePrincipalType"])))
-            })
-            .collect();
     }
     let (status, error) = split(error);
     page(
@@ -181,7 +171,6 @@ pub(super) async fn application_page(
             roles,
             token_version: text(&a["api"]["requestedAccessTokenVersion"]),
             grants,
-            principals,
             error,
             notice,
         },
@@ -277,26 +266,33 @@ pub async fn grant_role(
     if let Some(refused) = console.forged(&form) {
         return refused;
     }
+    let refuse = |message: String| (StatusCode::BAD_REQUEST, message);
     let current = api(applications::get(State(app.clone()), console.caller.clone(), Path(id.clone())).await).await;
-    let sps = api(principals::list(
-        State(app.clone()),
-        console.caller.clone(),
-        query(Some(format!("appId eq '{}'", quoted(&text(&current.body["appId"]))))),
-    )
-    .await)
-    .await;
-    let Some(resource) = list_of(&sps).first().map(|sp| text(&sp["id"])) else {
-        return application_page(
-            &app,
-            &console,
-            &id,
-            Some((StatusCode::BAD_REQUEST, "This application has no service principal.".into())),
-            None,
-        )
-        .await;
+    let Some(resource) = own_service_principal(&app, &console, &text(&current.body["appId"])).await else {
+        let failure = refuse("This application has no service principal.".into());
+        return application_page(&app, &console, &id, Some(failure), None).await;
     };
-    let body =
-        json!({"principalId": field(&form, "principal"), "resourceId": resource, "appRoleId": field(&form, "role")});
+    // The principal by client id or display name: exactly one must match.
+    let wanted = field(&form, "principal");
+    let filter = if uuid::Uuid::try_parse(wanted).is_ok() {
+        format!("appId eq '{}'", quoted(wanted))
+    } else {
+        format!("displayName eq '{}'", quoted(wanted))
+    };
+    let found = api(principals::list(State(app.clone()), console.caller.clone(), query(Some(filter))).await).await;
+    let principal = match list_of(&found).as_slice() {
+        [one] => text(&one["id"]),
+        [] => {
+            let message =
+                format!("No application or managed identity in this tenant is named or has the client id '{wanted}'.");
+            return application_page(&app, &console, &id, Some(refuse(message)), None).await;
+        }
+        _ => {
+            let message = format!("Several principals are named '{wanted}'; give the client id instead.");
+            return application_page(&app, &console, &id, Some(refuse(message)), None).await;
+        }
+    };
+    let body = json!({"principalId": principal, "resourceId": resource, "appRoleId": field(&form, "role")});
     let reply =
         api(principals::assign(State(app.clone()), console.caller.clone(), Path(resource), json_body(&body)).await)
             .await;
@@ -304,4 +300,11 @@ pub async fn grant_role(
         return application_page(&app, &console, &id, Some(reply.failure()), None).await;
     }
     application_page(&app, &console, &id, None, Some("Role granted.".into())).await
+}
+
+/// The id of an application's service principal in the signed-in tenant.
+async fn own_service_principal(app: &AppState, console: &Console, app_id: &str) -> Option<String> {
+    let filter = format!("appId eq '{}'", quoted(app_id));
+    let found = api(principals::list(State(app.clone()), console.caller.clone(), query(Some(filter))).await).await;
+    list_of(&found).first().map(|sp| text(&sp["id"]))
 }

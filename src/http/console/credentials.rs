@@ -319,6 +319,23 @@ pub(super) struct FicFormPage {
     identities: Vec<(String, String)>,
     preview: Option<(String, String)>,
     error: Option<String>,
+    /// Under the expression, a `^` at the position the parser stopped.
+    caret: Option<String>,
+}
+
+/// What the form is shown again with: the computed issuer and subject, the
+/// refusal, and where in the expression the parser stopped.
+#[derive(Default)]
+pub(super) struct Refused {
+    preview: Option<(String, String)>,
+    error: Option<Failure>,
+    caret: Option<String>,
+}
+
+impl Refused {
+    fn error(failure: Failure) -> Self {
+        Refused { error: Some(failure), ..Refused::default() }
+    }
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -359,8 +376,7 @@ pub(super) async fn fic_form(
     owner: Owner,
     id: &str,
     f: FicFields,
-    preview: Option<(String, String)>,
-    error: Option<Failure>,
+    shown: Refused,
 ) -> Response {
     let name = match owner_name(app, console, owner, id).await {
         Ok(name) => name,
@@ -372,6 +388,7 @@ pub(super) async fn fic_form(
         .filter(|i| text(&i["id"]) != id)
         .map(|i| (text(&i["principalId"]), text(&i["displayName"])))
         .collect();
+    let Refused { preview, error, caret } = shown;
     let (status, error) = split(error);
     let section = match owner {
         Owner::Application => "applications",
@@ -387,6 +404,7 @@ pub(super) async fn fic_form(
             own_issuer: app.keys.issuer(&console.caller.tenant_id),
             identities,
             preview,
+            caret,
             error,
         },
     )
@@ -412,7 +430,7 @@ pub async fn new_federated_credential(
     Path(id): Path<String>,
     Query(s): Query<Scenario>,
 ) -> Response {
-    fic_form(&app, &console, Owner::Application, &id, new_fields(&s.scenario), None, None).await
+    fic_form(&app, &console, Owner::Application, &id, new_fields(&s.scenario), Refused::default()).await
 }
 
 pub async fn new_identity_credential(
@@ -421,7 +439,7 @@ pub async fn new_identity_credential(
     Path(id): Path<String>,
     Query(s): Query<Scenario>,
 ) -> Response {
-    fic_form(&app, &console, Owner::Identity, &id, new_fields(&s.scenario), None, None).await
+    fic_form(&app, &console, Owner::Identity, &id, new_fields(&s.scenario), Refused::default()).await
 }
 
 /// Previews (`action=preview`) or saves a credential from the scenario form.
@@ -438,11 +456,28 @@ pub(super) async fn save_credential(
     let f = FicFields::from_form(&form);
     let (issuer, subject) = match f.resolve(&app.keys.issuer(&console.caller.tenant_id)) {
         Ok(resolved) => resolved,
-        Err(e) => return fic_form(&app, &console, owner, &id, f, None, Some((StatusCode::BAD_REQUEST, e))).await,
+        Err(e) => return fic_form(&app, &console, owner, &id, f, Refused::error((StatusCode::BAD_REQUEST, e))).await,
     };
+    if subject.is_none() {
+        // Checked here first, with the parser the API uses, to point at the error.
+        let version = f.language_version.parse::<i32>().unwrap_or(1);
+        if let Err(e) = crate::federation::expression::compile(&f.expression, version) {
+            let caret = format!("{}^", " ".repeat(e.position.min(f.expression.chars().count())));
+            let error = Some((StatusCode::BAD_REQUEST, format!("claimsMatchingExpression {e}.")));
+            return fic_form(&app, &console, owner, &id, f, Refused { preview: None, error, caret: Some(caret) }).await;
+        }
+    }
     let shown = subject.clone().unwrap_or_else(|| format!("(expression) {}", f.expression));
     if field(&form, "action") == "preview" {
-        return fic_form(&app, &console, owner, &id, f, Some((issuer, shown)), None).await;
+        return fic_form(
+            &app,
+            &console,
+            owner,
+            &id,
+            f,
+            Refused { preview: Some((issuer, shown)), ..Refused::default() },
+        )
+        .await;
     }
     let mut body = json!({
         "name": f.name,
@@ -482,7 +517,15 @@ pub(super) async fn save_credential(
         }
     };
     if !reply.ok() {
-        return fic_form(&app, &console, owner, &id, f, Some((issuer, shown)), Some(reply.failure())).await;
+        return fic_form(
+            &app,
+            &console,
+            owner,
+            &id,
+            f,
+            Refused { preview: Some((issuer, shown)), error: Some(reply.failure()), caret: None },
+        )
+        .await;
     }
     match owner {
         Owner::Application => to(format!("/console/applications/{id}/credentials?tab=federated")),

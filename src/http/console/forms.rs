@@ -48,6 +48,22 @@ pub(super) fn query(filter: Option<String>) -> Query<ListQuery> {
     Query(ListQuery { top: Some("999".into()), skiptoken: None, filter })
 }
 
+/// Rows a long list shows per page.
+pub(super) const PAGE_SIZE: &str = "100";
+
+/// One page of a list, after the item `after` (an admin API `$skiptoken`).
+pub(super) fn page_query(filter: Option<String>, after: &str) -> Query<ListQuery> {
+    let skiptoken = (!after.is_empty()).then(|| after.to_string());
+    Query(ListQuery { top: Some(PAGE_SIZE.into()), skiptoken, filter })
+}
+
+/// The `$skiptoken` of the next page, from the answer's `@odata.nextLink`.
+pub(super) fn next_page(reply: &Reply) -> Option<String> {
+    let link = reply.body["@odata.nextLink"].as_str()?;
+    let url = reqwest::Url::parse(link).ok()?;
+    url.query_pairs().find(|(k, _)| k == "$skiptoken").map(|(_, v)| v.into_owned())
+}
+
 /// `If-Match` for a write the form read at `etag`.
 pub(super) fn if_match(etag: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();

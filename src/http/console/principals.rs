@@ -17,14 +17,21 @@ pub(super) struct PrincipalRow {
 pub(super) struct PrincipalsPage {
     chrome: Chrome,
     principals: Vec<PrincipalRow>,
+    next: Option<String>,
     error: Option<String>,
 }
 
-pub(super) async fn principals_page(app: &AppState, console: &Console, error: Option<Failure>) -> Response {
-    let listed = api(principals::list(State(app.clone()), console.caller.clone(), query(None)).await).await;
+pub(super) async fn principals_page(
+    app: &AppState,
+    console: &Console,
+    after: &str,
+    error: Option<Failure>,
+) -> Response {
+    let listed = api(principals::list(State(app.clone()), console.caller.clone(), page_query(None, after)).await).await;
     if !listed.ok() {
         return message_page(listed.status, &listed.message());
     }
+    let next = next_page(&listed);
     let tenant = console.caller.tenant_id.to_string();
     let principals = list_of(&listed)
         .iter()
@@ -47,11 +54,21 @@ pub(super) async fn principals_page(app: &AppState, console: &Console, error: Op
         })
         .collect();
     let (status, error) = split(error);
-    page(status, &PrincipalsPage { chrome: console.chrome("principals"), principals, error })
+    page(status, &PrincipalsPage { chrome: console.chrome("principals"), principals, next, error })
 }
 
-pub(super) async fn enterprise_applications(State(app): State<AppState>, console: Console) -> Response {
-    principals_page(&app, &console, None).await
+#[derive(serde::Deserialize, Default)]
+pub struct After {
+    #[serde(default)]
+    after: String,
+}
+
+pub(super) async fn enterprise_applications(
+    State(app): State<AppState>,
+    console: Console,
+    Query(after): Query<After>,
+) -> Response {
+    principals_page(&app, &console, after.after.trim(), None).await
 }
 
 pub(super) async fn provision(State(app): State<AppState>, console: Console, Form(form): Form<FormData>) -> Response {
@@ -61,7 +78,7 @@ pub(super) async fn provision(State(app): State<AppState>, console: Console, For
     let body = json!({"appId": field(&form, "app_id")});
     let reply = api(principals::create(State(app.clone()), console.caller.clone(), json_body(&body)).await).await;
     if !reply.ok() {
-        return principals_page(&app, &console, Some(reply.failure())).await;
+        return principals_page(&app, &console, "", Some(reply.failure())).await;
     }
     to("/console/enterprise-applications".into())
 }
@@ -77,7 +94,7 @@ pub(super) async fn remove_principal(
     }
     let reply = api(principals::delete(State(app.clone()), console.caller.clone(), Path(id)).await).await;
     if !reply.ok() {
-        return principals_page(&app, &console, Some(reply.failure())).await;
+        return principals_page(&app, &console, "", Some(reply.failure())).await;
     }
     to("/console/enterprise-applications".into())
 }
