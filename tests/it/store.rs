@@ -247,3 +247,33 @@ async fn join_tokens_enroll_once_and_expire_on_both_backends() {
         assert_eq!(store.agent(&agent.id).await.unwrap(), None, "{}", db.backend);
     }
 }
+
+#[tokio::test]
+async fn console_sessions_expire_and_end_on_both_backends() {
+    use wisp::store::ConsoleSession;
+    for db in test_databases().await {
+        let store = open(&db.url).await;
+        let session = |id: &str, created_at: i64, expires_at: i64| ConsoleSession {
+            id_hash: id.into(),
+            tenant_id: Uuid::new_v4().to_string(),
+            app_id: Uuid::new_v4().to_string(),
+            roles: r#"["Directory.Read.All"]"#.into(),
+            csrf_token: format!("csrf-{id}"),
+            created_at,
+            expires_at,
+        };
+        store.create_console_session(&session("old", 100, 200)).await.unwrap();
+        let live = session("live", 1_000, 4_600);
+        store.create_console_session(&live).await.unwrap();
+        assert_eq!(store.console_session("live", 1_001).await.unwrap(), Some(live.clone()), "{}", db.backend);
+        assert_eq!(store.console_session("live", 4_600).await.unwrap(), None, "{}: expired", db.backend);
+        assert_eq!(
+            store.console_session("old", 150).await.unwrap(),
+            None,
+            "{}: purged at the next sign-in",
+            db.backend
+        );
+        store.delete_console_session("live").await.unwrap();
+        assert_eq!(store.console_session("live", 1_001).await.unwrap(), None, "{}: signed out", db.backend);
+    }
+}

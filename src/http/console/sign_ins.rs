@@ -114,6 +114,9 @@ pub(super) fn sign_in_row(entry: &Value) -> SignInRow {
                 .collect(),
         })
         .collect();
+    // The credential that came closest (most checks passed) first.
+    let mut explain: Vec<CredentialExplain> = explain;
+    explain.sort_by_key(|c| std::cmp::Reverse((c.matched, c.checks.iter().filter(|k| k.passed).count())));
     SignInRow {
         at: text(&entry["createdDateTime"]),
         outcome: text(&entry["outcome"]),
