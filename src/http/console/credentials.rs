@@ -551,27 +551,41 @@ pub async fn create_identity_credential(
     save_credential(app, console, Owner::Identity, id, form).await
 }
 
+/// Deletes a credential of an application or identity.
+async fn remove_credential(
+    app: AppState,
+    console: Console,
+    owner: Owner,
+    id: String,
+    fic: String,
+    form: FormData,
+) -> Response {
+    if let Some(refused) = console.forged(&form) {
+        return refused;
+    }
+    let path = Path((id.clone(), fic));
+    let (state, caller) = (State(app.clone()), console.caller.clone());
+    let reply = match owner {
+        Owner::Application => api(fics::delete_for_application(state, caller, path, HeaderMap::new()).await).await,
+        Owner::Identity => api(fics::delete_for_identity(state, caller, path, HeaderMap::new()).await).await,
+    };
+    match (owner, reply.ok()) {
+        (Owner::Application, false) => {
+            credentials_page(&app, &console, &id, "federated", Some(reply.failure()), None).await
+        }
+        (Owner::Identity, false) => identity_page(&app, &console, &id, Some(reply.failure())).await,
+        (Owner::Application, true) => to(format!("/console/applications/{id}/credentials?tab=federated")),
+        (Owner::Identity, true) => to(format!("/console/identities/{id}")),
+    }
+}
+
 pub async fn delete_federated_credential(
     State(app): State<AppState>,
     console: Console,
     Path((id, fic)): Path<(String, String)>,
     Form(form): Form<FormData>,
 ) -> Response {
-    if let Some(refused) = console.forged(&form) {
-        return refused;
-    }
-    let reply = api(fics::delete_for_application(
-        State(app.clone()),
-        console.caller.clone(),
-        Path((id.clone(), fic)),
-        HeaderMap::new(),
-    )
-    .await)
-    .await;
-    if !reply.ok() {
-        return credentials_page(&app, &console, &id, "federated", Some(reply.failure()), None).await;
-    }
-    to(format!("/console/applications/{id}/credentials?tab=federated"))
+    remove_credential(app, console, Owner::Application, id, fic, form).await
 }
 
 pub async fn delete_identity_credential(
@@ -580,19 +594,5 @@ pub async fn delete_identity_credential(
     Path((id, fic)): Path<(String, String)>,
     Form(form): Form<FormData>,
 ) -> Response {
-    if let Some(refused) = console.forged(&form) {
-        return refused;
-    }
-    let reply = api(fics::delete_for_identity(
-        State(app.clone()),
-        console.caller.clone(),
-        Path((id.clone(), fic)),
-        HeaderMap::new(),
-    )
-    .await)
-    .await;
-    if !reply.ok() {
-        return identity_page(&app, &console, &id, Some(reply.failure())).await;
-    }
-    to(format!("/console/identities/{id}"))
+    remove_credential(app, console, Owner::Identity, id, fic, form).await
 }
