@@ -8,6 +8,9 @@ CREATE TABLE console_sessions (
     app_id     TEXT NOT NULL,
     roles      TEXT NOT NULL,
     csrf_token TEXT NOT NULL,
+    -- A value shown once on the page after a form (a new secret, join token or
+    -- tenant credential), sealed under the master key; cleared when shown.
+    flash      BYTEA,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );

@@ -12,6 +12,8 @@ pub struct ConsoleSession {
     /// JSON array of admin API roles held at sign-in.
     pub roles: String,
     pub csrf_token: String,
+    /// Sealed; see [`Store::take_console_flash`].
+    pub flash: Option<Vec<u8>>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -46,6 +48,33 @@ impl Store {
             .bind(now)
             .fetch_optional(&self.pool)
             .await?)
+    }
+
+    /// Keeps a sealed value for the session's next page (POST, redirect, GET:
+    /// a reload then does not repeat the action, and the value shows once).
+    pub async fn set_console_flash(&self, id_hash: &str, sealed: &[u8]) -> Result<()> {
+        sqlx::query("UPDATE console_sessions SET flash = $2 WHERE id_hash = $1")
+            .bind(id_hash)
+            .bind(sealed)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The session's flash value, cleared: only one reader gets it.
+    pub async fn take_console_flash(&self, id_hash: &str) -> Result<Option<Vec<u8>>> {
+        let found: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT flash FROM console_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((Some(sealed),)) = found else { return Ok(None) };
+        let cleared = sqlx::query("UPDATE console_sessions SET flash = NULL WHERE id_hash = $1 AND flash = $2")
+            .bind(id_hash)
+            .bind(&sealed)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok((cleared == 1).then_some(sealed))
     }
 
     pub async fn delete_console_session(&self, id_hash: &str) -> Result<()> {

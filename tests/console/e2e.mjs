@@ -124,8 +124,11 @@ try {
   await page.getByRole("button", { name: "New client secret" }).click();
   const secret = (await page.locator("#new-secret").textContent()).trim();
   expect(secret.length >= 40, "the new secret is shown");
+  expect(page.url().endsWith("/credentials?tab=secrets"), `post, redirect, get: ${page.url()}`);
+  const secretsBefore = await page.locator("tbody tr").count();
   await page.reload();
   expect(!(await page.content()).includes(secret), "shown only once");
+  expect((await page.locator("tbody tr").count()) === secretsBefore, "a reload adds no secret");
   expect(!urls.some((u) => u.includes(secret) || u.includes(env("ASSERTION_MAIN").slice(0, 40))), "no secret in a URL");
 
   // Sign out: the session is gone on the server too.
@@ -163,6 +166,32 @@ try {
   const caret = await noJs.locator("pre.caret").textContent();
   expect(caret.split("\n")[1] === " ".repeat(14) + "^", `caret under the error: ${JSON.stringify(caret)}`);
   expect((await noJs.locator("#form-error").textContent()).includes("at position 14"), "the parser's message");
+
+  // The managed-identity half of the seed scenario (without JavaScript): an identity,
+  // a VM it is attached to with an agent join token, and the identity trusted by the app.
+  await noJs.goto(`${base}/console/identities`);
+  await noJs.getByLabel("New user-assigned identity").fill("worker");
+  await noJs.getByRole("button", { name: "Create" }).click();
+  await noJs.waitForURL(/\/console\/identities\/[0-9a-f-]{36}$/);
+  const principal = (await noJs.locator("dd", { hasText: /^[0-9a-f-]{36}$/ }).nth(1).textContent()).trim();
+  await noJs.getByRole("link", { name: "Resources" }).click();
+  await noJs.getByLabel("Name", { exact: true }).fill("vm1");
+  await noJs.getByLabel("worker").check();
+  await noJs.getByRole("button", { name: "Create" }).click();
+  await noJs.waitForURL(/\/console\/resources\/[0-9a-f-]{36}$/);
+  expect(await noJs.getByLabel("worker").isChecked(), "worker is attached to vm1");
+  await noJs.getByRole("button", { name: "Create an agent join token" }).click();
+  expect((await noJs.locator("#join-token").textContent()).trim().startsWith("wjt_"), "a join token, shown once");
+  await noJs.goto(`${base}${appPath}/credentials/federated/new?scenario=managed_identity`);
+  await noJs.getByLabel("User-assigned managed identity").selectOption({ label: "worker" });
+  await noJs.getByLabel("Name (3–120").fill("from-worker");
+  await noJs.getByRole("button", { name: "Preview" }).click();
+  expect((await noJs.locator("#preview-subject").textContent()).trim() === principal, "the identity's principal id");
+  await noJs.getByRole("button", { name: "Add", exact: true }).click();
+  await noJs.waitForURL(/credentials\?tab=federated$/);
+  await noJs.setViewportSize({ width: 390, height: 844 });
+  await noJs.screenshot({ path: `${shots}/09-credentials-on-a-phone.png`, fullPage: true });
+  await noJs.setViewportSize({ width: 1280, height: 860 });
 
   // The multi-tenant half of the seed scenario, in the console alone (still without JavaScript):
   // make the app multi-tenant, create a customer tenant, provision the app there, grant it a role.

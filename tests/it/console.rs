@@ -91,7 +91,11 @@ async fn the_console_walkthrough_in_headless_chromium() {
         admin.get(&format!("/v1.0/applications/{}/federatedIdentityCredentials", app["id"].as_str().unwrap())).await;
     let subjects: Vec<&str> =
         fics.body["value"].as_array().unwrap().iter().map(|f| f["subject"].as_str().unwrap()).collect();
-    assert_eq!(subjects, ["repo:acme/app:ref:refs/heads/main", "system:serviceaccount:payments:api"]);
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert!(subjects.contains(&"repo:acme/app:ref:refs/heads/main"), "{subjects:?}");
+    assert!(subjects.contains(&"system:serviceaccount:payments:api"), "{subjects:?}");
+    let worker = admin.get("/v1.0/managedIdentities").await.body["value"][0]["principalId"].clone();
+    assert!(subjects.contains(&worker.as_str().unwrap()), "the managed identity credential: {subjects:?}");
     for shot in
         ["00-sign-in", "01-applications", "03-add-github-credential", "05-sign-in-log-refusal", "08-role-granted"]
     {

@@ -259,6 +259,7 @@ async fn console_sessions_expire_and_end_on_both_backends() {
             app_id: Uuid::new_v4().to_string(),
             roles: r#"["Directory.Read.All"]"#.into(),
             csrf_token: format!("csrf-{id}"),
+            flash: None,
             created_at,
             expires_at,
         };
@@ -273,6 +274,9 @@ async fn console_sessions_expire_and_end_on_both_backends() {
             "{}: purged at the next sign-in",
             db.backend
         );
+        store.set_console_flash("live", b"sealed").await.unwrap();
+        assert_eq!(store.take_console_flash("live").await.unwrap(), Some(b"sealed".to_vec()), "{}", db.backend);
+        assert_eq!(store.take_console_flash("live").await.unwrap(), None, "{}: shown once", db.backend);
         store.delete_console_session("live").await.unwrap();
         assert_eq!(store.console_session("live", 1_001).await.unwrap(), None, "{}: signed out", db.backend);
     }

@@ -119,7 +119,10 @@ pub async fn credentials(
     Path(id): Path<String>,
     Query(tab): Query<Tab>,
 ) -> Response {
-    credentials_page(&app, &console, &id, &tab.tab, None, None).await
+    // A secret the previous form created for this application is shown once.
+    let flashed = console.take_flash(&app).await;
+    let new_secret = flashed.filter(|f| f["application"] == id.as_str()).map(|f| text(&f["secret"]));
+    credentials_page(&app, &console, &id, &tab.tab, None, new_secret).await
 }
 
 pub async fn add_secret(
@@ -142,7 +145,13 @@ pub async fn add_secret(
     if !reply.ok() {
         return credentials_page(&app, &console, &id, "secrets", Some(reply.failure()), None).await;
     }
-    credentials_page(&app, &console, &id, "secrets", None, Some(text(&reply.body["secretText"]))).await
+    // Post, redirect, get: a reload shows the list, it does not add another secret.
+    let shown_once = json!({"application": id, "secret": reply.body["secretText"]});
+    if let Err(e) = console.flash(&app, &shown_once).await {
+        tracing::error!(error = %e, "cannot keep a new secret for its page");
+        return credentials_page(&app, &console, &id, "secrets", None, Some(text(&reply.body["secretText"]))).await;
+    }
+    to(format!("/console/applications/{id}/credentials?tab=secrets"))
 }
 
 pub async fn remove_secret(

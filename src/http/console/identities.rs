@@ -223,7 +223,10 @@ pub(super) async fn resource_page(
 }
 
 pub async fn resource(State(app): State<AppState>, console: Console, Path(id): Path<String>) -> Response {
-    resource_page(&app, &console, &id, None, None, None).await
+    let flashed = console.take_flash(&app).await;
+    let token =
+        flashed.filter(|f| f["resource"] == id.as_str()).map(|f| (text(&f["joinToken"]), text(&f["expiresDateTime"])));
+    resource_page(&app, &console, &id, None, None, token).await
 }
 
 /// Attaches and detaches identities: the form lists every identity with a checkbox.
@@ -276,6 +279,12 @@ pub async fn create_join_token(
     if !reply.ok() {
         return resource_page(&app, &console, &id, Some(reply.failure()), None, None).await;
     }
-    let token = (text(&reply.body["joinToken"]), text(&reply.body["expiresDateTime"]));
-    resource_page(&app, &console, &id, None, None, Some(token)).await
+    let shown_once = json!({"resource": id, "joinToken": reply.body["joinToken"],
+                            "expiresDateTime": reply.body["expiresDateTime"]});
+    if let Err(e) = console.flash(&app, &shown_once).await {
+        tracing::error!(error = %e, "cannot keep a join token for its page");
+        let token = (text(&reply.body["joinToken"]), text(&reply.body["expiresDateTime"]));
+        return resource_page(&app, &console, &id, None, None, Some(token)).await;
+    }
+    to(format!("/console/resources/{id}"))
 }

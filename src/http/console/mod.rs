@@ -8,8 +8,12 @@
 //! roles that token carried, for as long as it would be valid. The cookie
 //! (`__Host-wisp-console`: `Secure`, `HttpOnly`, `SameSite=Strict`) holds a
 //! random id whose keyed hash is the stored key. Every form carries the
-//! session's CSRF token. Pages work without JavaScript; `console.js` only adds
-//! the live subject preview and copy buttons.
+//! session's CSRF token. Forms that create something shown only once (a client
+//! secret, a join token, a tenant's credential) post, redirect and get: the
+//! value waits sealed in the session for the next page, which clears it, so a
+//! reload neither repeats the action nor shows the value again. Pages work
+//! without JavaScript; `console.js` only adds the live subject preview and
+//! copy buttons.
 
 mod applications;
 mod credentials;
@@ -108,6 +112,29 @@ impl Console {
         }
     }
 
+    /// Keeps `value` (sealed under the master key) for the next page only.
+    pub async fn flash(&self, app: &AppState, value: &Value) -> Result<(), crate::store::StoreError> {
+        let sealed = app.master_key.seal(self.flash_context().as_bytes(), value.to_string().as_bytes());
+        app.store.set_console_flash(&self.id_hash, &sealed).await
+    }
+
+    /// The value the previous form left, once.
+    pub async fn take_flash(&self, app: &AppState) -> Option<Value> {
+        let sealed = match app.store.take_console_flash(&self.id_hash).await {
+            Ok(sealed) => sealed?,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read a console flash value");
+                return None;
+            }
+        };
+        let plain = app.master_key.open(self.flash_context().as_bytes(), &sealed).ok()?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    fn flash_context(&self) -> String {
+        format!("console-flash:{}", self.id_hash)
+    }
+
     /// The refusal (403) of a form without this session's CSRF token; `None` when it has it.
     pub fn forged(&self, form: &HashMap<String, String>) -> Option<Response> {
         let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
@@ -191,6 +218,7 @@ async fn start_session(
         app_id: app_id.to_string(),
         roles: serde_json::to_string(roles).expect("roles serialize"),
         csrf_token: random(),
+        flash: None,
         created_at: now,
         expires_at,
     };

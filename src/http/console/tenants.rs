@@ -36,7 +36,12 @@ pub(super) async fn tenants_page(
 }
 
 pub async fn tenants(State(app): State<AppState>, console: Console) -> Response {
-    tenants_page(&app, &console, None, None).await
+    let created = console
+        .take_flash(&app)
+        .await
+        .filter(|f| f["tenant"].is_string())
+        .map(|f| (text(&f["tenant"]), text(&f["clientId"]), text(&f["clientSecret"])));
+    tenants_page(&app, &console, None, created).await
 }
 
 pub async fn create_tenant(State(app): State<AppState>, console: Console, Form(form): Form<FormData>) -> Response {
@@ -48,10 +53,13 @@ pub async fn create_tenant(State(app): State<AppState>, console: Console, Form(f
     if !reply.ok() {
         return tenants_page(&app, &console, Some(reply.failure()), None).await;
     }
-    let created = (
-        text(&reply.body["id"]),
-        text(&reply.body["adminCredential"]["clientId"]),
-        text(&reply.body["adminCredential"]["clientSecret"]),
-    );
-    tenants_page(&app, &console, None, Some(created)).await
+    let credential = &reply.body["adminCredential"];
+    let shown_once = json!({"tenant": reply.body["id"], "clientId": credential["clientId"],
+                            "clientSecret": credential["clientSecret"]});
+    if let Err(e) = console.flash(&app, &shown_once).await {
+        tracing::error!(error = %e, "cannot keep a new tenant's credential for its page");
+        let created = (text(&reply.body["id"]), text(&credential["clientId"]), text(&credential["clientSecret"]));
+        return tenants_page(&app, &console, None, Some(created)).await;
+    }
+    to("/console/tenants".into())
 }
