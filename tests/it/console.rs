@@ -102,3 +102,96 @@ async fn the_console_walkthrough_in_headless_chromium() {
         assert!(screenshots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
 }
+
+/// The console's refusals, over plain HTTPS (no browser needed).
+#[tokio::test]
+async fn the_console_refuses_without_a_session_a_right_or_a_matching_origin() {
+    let server = spawn_wisp().await;
+    let admin = server.admin().await;
+    let tenant = server.tenant_id();
+    let (client_id, secret) = server.admin_credentials();
+    let no_redirects = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(server.server.ca_file.as_deref().unwrap()).unwrap(),
+        )
+        .unwrap()])
+        .resolve("localhost", ([127, 0, 0, 1], server.server.local_addr.port()).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signin = |client: &str, secret: &str, origin: Option<&str>| {
+        let mut request = no_redirects.post(server.url("/console/signin")).form(&[
+            ("tenant", tenant.as_str()),
+            ("client_id", client),
+            ("client_secret", secret),
+        ]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+
+    // No session, or one the server does not know: to the sign-in page.
+    for cookie in [None, Some("__Host-wisp-console=forged")] {
+        let mut request = no_redirects.get(server.url("/console/applications"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/console/signin");
+    }
+
+    // A wrong secret: refused without saying which part was wrong, and logged.
+    let wrong = signin(&client_id, "not-the-secret", None).await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let page = wrong.text().await.unwrap();
+    assert!(page.contains("The tenant, client id or secret is not valid"), "{page}");
+    let refused = admin.get("/v1.0/auditLogs/signIns?$filter=outcome eq 'refused'").await;
+    assert_eq!(refused.body["value"][0]["appId"], client_id.as_str(), "{}", refused.body);
+
+    // An application without an admin API role cannot administer through the console.
+    let plain = admin.post("/v1.0/applications", json!({"displayName": "no-rights"})).await.body;
+    let plain_secret =
+        admin.post(&format!("/v1.0/applications/{}/addPassword", plain["id"].as_str().unwrap()), json!({})).await.body
+            ["secretText"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let denied = signin(plain["appId"].as_str().unwrap(), &plain_secret, None).await.unwrap();
+    assert_eq!(denied.status(), 401);
+    assert!(denied.text().await.unwrap().contains("holds no role on the admin API"));
+
+    // A sign-in posted from another site is refused before the credential is checked.
+    let foreign = signin(&client_id, &secret, Some("https://evil.example")).await.unwrap();
+    assert_eq!(foreign.status(), 403);
+
+    // The right credential: a session cookie with every protection, and the
+    // pages carry their security headers.
+    let ok = signin(&client_id, &secret, Some(&server.base_url)).await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["__Host-wisp-console=", "Path=/", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age=3600"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    let page = no_redirects.get(server.url("/console/applications")).header("cookie", &session).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+
+    // A form without the session's CSRF token changes nothing.
+    let forged = no_redirects
+        .post(server.url("/console/applications"))
+        .header("cookie", &session)
+        .form(&[("name", "planted")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let planted = admin.get("/v1.0/applications?$filter=displayName eq 'planted'").await;
+    assert_eq!(planted.body["value"], json!([]));
+}
