@@ -47,13 +47,9 @@ impl Planner<'_> {
                 continue;
             }
             let mut attached = Vec::new();
-            let mut names = Vec::new();
             for (j, name) in spec.identities.iter().enumerate() {
                 match self.identities.get(name) {
-                    Some(&(id, _)) if !attached.contains(&id) => {
-                        attached.push(id);
-                        names.push(name.clone());
-                    }
+                    Some(&(id, _)) if !attached.contains(&id) => attached.push(id),
                     Some(_) => self
                         .problems
                         .push(problem(format!("{path}.identities[{j}]"), format!("'{name}' is listed twice"))),
